@@ -1,0 +1,135 @@
+package elect
+
+// THIS FILE IS THE API CONTRACT of package elect (being implemented). main
+// and tests code against these names.
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+)
+
+// Consul is the part of Consul's HTTP API the election needs.
+// *consulhttp.Client satisfies it.
+type Consul interface {
+	CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error)
+	RenewSession(ctx context.Context, id string) (*consulhttp.SessionEntry, error)
+	DestroySession(ctx context.Context, id string) error
+	GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error)
+	Acquire(ctx context.Context, key, session string, value []byte) (bool, error)
+	Release(ctx context.Context, key, session string, value []byte) (bool, error)
+	RegisterCheck(ctx context.Context, chk consulhttp.AgentCheck) error
+	DeregisterCheck(ctx context.Context, id string) error
+	UpdateTTL(ctx context.Context, checkID, status, output string) error
+}
+
+// Candidate is who we are; it is the JSON value written into the key.
+type Candidate struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name,omitempty"`    // service name
+	Address   string    `json:"address,omitempty"` // host:port others can reach
+	AllocID   string    `json:"alloc_id,omitempty"`
+	Node      string    `json:"node,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+}
+
+// Reason says why leadership ended.
+type Reason string
+
+const (
+	ReasonReleased           Reason = "released"            // Resign
+	ReasonLeaseExpired       Reason = "lease_expired"       // no proof within the lease window
+	ReasonSessionInvalidated Reason = "session_invalidated" // renew 404
+	ReasonKeyLost            Reason = "key_lost"            // key deleted or held by another session
+	ReasonShutdown           Reason = "shutdown"            // ctx canceled
+)
+
+// Kind of an Event.
+type Kind string
+
+const (
+	KindElected       Kind = "elected"
+	KindLeaderChanged Kind = "leader_changed" // we follow; Leader says who leads (nil: nobody)
+	KindSteppedDown   Kind = "stepped_down"
+	KindError         Kind = "error" // a retried Consul error; Attempt counts
+)
+
+// Leader describes the current holder of the key.
+type Leader struct {
+	Candidate
+	Session string `json:"session"`
+	Token   uint64 `json:"token"` // the key's ModifyIndex when we last saw it acquired
+}
+
+// Term is one period of leadership of this candidate.
+type Term struct {
+	Key     string
+	Session string
+	Token   uint64    // fencing token: strictly increasing across all candidates
+	Since   time.Time // local time of the acquire request
+	First   bool      // first term of this Election
+}
+
+// Event is something that happened, in order.
+type Event struct {
+	Kind    Kind
+	Key     string
+	Leader  *Leader // who leads now as far as we know (nil: nobody / unknown)
+	Token   uint64  // our token (elected, stepped_down)
+	First   bool    // elected: first time this Election leads
+	Reason  Reason  // stepped_down
+	Err     error   // error
+	Attempt int     // error: consecutive failures
+	At      time.Time
+}
+
+// State is a snapshot.
+type State struct {
+	Key        string
+	Leading    bool
+	Token      uint64
+	Session    string
+	Leader     *Leader
+	LeaseEnd   time.Time // zero unless leading
+	LastRenew  time.Time // last successful proof
+	LastError  error     // last Consul error (nil once a request succeeds)
+	Reachable  bool      // last request to Consul succeeded
+}
+
+// Config of an Election. Zero durations take defaults; see Validate.
+type Config struct {
+	Key       string // required; no leading "/"
+	Candidate Candidate
+
+	TTL           time.Duration // session TTL, default 10s, [10s (or agent min), 24h]
+	LockDelay     time.Duration // default 0, max 60s
+	RenewInterval time.Duration // default TTL/3
+	Behavior      string        // "release" (default) or "delete"
+	// CheckTTL > 0 enables fast crash detection: the session is bound to a
+	// TTL check registered in the local agent and passed every CheckTTL/3.
+	CheckTTL time.Duration
+	// Margin is subtracted from the safety window; the leader stops acting
+	// this long before Consul could let anyone else in. Default 1s.
+	Margin         time.Duration
+	WatchWait      time.Duration // blocking query wait, default 5m
+	ReleaseTimeout time.Duration // bound on release+destroy at step-down, default 5s
+
+	// OnElected is called on Run's goroutine right after leadership is won.
+	// It must not block. OnStepDown is called on Run's goroutine when it
+	// ends, before the key is released or the session destroyed; it must
+	// return once the leader's work has stopped.
+	OnElected  func(Term)
+	OnStepDown func(Term, Reason)
+
+	Logger *slog.Logger
+}
+
+//	func New(c Consul, cfg Config) (*Election, error) // validates; errors.Join of every problem
+//	func (e *Election) Run(ctx context.Context) error // nil after graceful shutdown; error if permanent (ACL)
+//	func (e *Election) Events() <-chan Event         // ordered; never blocks Run (unbounded queue); closed when Run returns
+//	func (e *Election) Resign(ctx context.Context) error // step down, release; sit out until another leader is seen or HoldOff
+//	func (e *Election) State() State
+//	func CurrentLeader(ctx context.Context, c Consul, key string) (*Leader, error) // nil, nil: nobody leads
+//	func Observe(ctx context.Context, c Consul, key string, fn func(*Leader)) error // each change of leader
