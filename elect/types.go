@@ -1,8 +1,5 @@
 package elect
 
-// THIS FILE IS THE API CONTRACT of package elect (being implemented). main
-// and tests code against these names.
-
 import (
 	"context"
 	"log/slog"
@@ -59,8 +56,9 @@ const (
 // Leader describes the current holder of the key.
 type Leader struct {
 	Candidate
-	Session string `json:"session"`
-	Token   uint64 `json:"token"` // the key's ModifyIndex when we last saw it acquired
+	Session string    `json:"session"`
+	Token   uint64    `json:"token"` // the key's ModifyIndex: the holder's fencing token unless the key was written since
+	Since   time.Time `json:"since"` // when the holder sent its acquire (its clock)
 }
 
 // Term is one period of leadership of this candidate.
@@ -115,6 +113,16 @@ type Config struct {
 	Margin         time.Duration
 	WatchWait      time.Duration // blocking query wait, default 5m
 	ReleaseTimeout time.Duration // bound on release+destroy at step-down, default 5s
+	// ResignHoldOff is how long Resign keeps this candidate from taking the
+	// key back, unless another leader shows up first. Default 3s.
+	ResignHoldOff time.Duration
+	// CheckID names the fast-crash-detection check (default derived from
+	// the candidate id).
+	CheckID string
+	// Session, when set, is a shared session (see NewSession) that backs
+	// this election; TTL, LockDelay, RenewInterval, Behavior and CheckTTL
+	// must then be zero here and are taken from the session.
+	Session *Session
 
 	// OnElected is called on Run's goroutine right after leadership is won.
 	// It must not block. OnStepDown is called on Run's goroutine when it
@@ -126,10 +134,3 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-//	func New(c Consul, cfg Config) (*Election, error) // validates; errors.Join of every problem
-//	func (e *Election) Run(ctx context.Context) error // nil after graceful shutdown; error if permanent (ACL)
-//	func (e *Election) Events() <-chan Event         // ordered; never blocks Run (unbounded queue); closed when Run returns
-//	func (e *Election) Resign(ctx context.Context) error // step down, release; sit out until another leader is seen or HoldOff
-//	func (e *Election) State() State
-//	func CurrentLeader(ctx context.Context, c Consul, key string) (*Leader, error) // nil, nil: nobody leads
-//	func Observe(ctx context.Context, c Consul, key string, fn func(*Leader)) error // each change of leader

@@ -1,0 +1,389 @@
+package elect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+)
+
+// loop is the state of one Election's Run. Only its goroutine touches it.
+type loop struct {
+	e       *Election
+	ctx     context.Context
+	sessErr <-chan error
+
+	sess     sessionState
+	sessWake <-chan struct{}
+
+	leading  bool
+	term     Term
+	leaseEnd time.Time
+	terms    int
+
+	// watch: one blocking GET in flight at a time.
+	index        uint64
+	watchCh      chan watchResult
+	watchCancel  context.CancelFunc
+	watchRetryAt time.Time
+	watchFails   int
+
+	last         *consulhttp.KVPair // key as last seen (nil: missing)
+	seen         bool               // the key has been read at least once
+	leader       *Leader            // leader as last reported
+	freeSince    time.Time          // when we first saw the key free
+	acquireAt    time.Time          // earliest next acquire attempt (lock-delay, backoff)
+	acquireFails int
+	holdOffUntil time.Time
+}
+
+type watchResult struct {
+	pair *consulhttp.KVPair
+	meta consulhttp.QueryMeta
+	err  error
+	sent time.Time
+	idx  uint64
+}
+
+func (l *loop) run() error {
+	l.sess, l.sessWake = l.e.sess.snapshot()
+	wake := time.NewTimer(time.Hour)
+	defer wake.Stop()
+	defer l.stopWatch()
+	for {
+		now := time.Now()
+		// Every wake-up starts with the clock: a process that was paused
+		// must not act as leader past its lease.
+		if l.leading && !now.Before(l.leaseEnd) {
+			l.stepDown(ReasonLeaseExpired)
+			continue
+		}
+		if l.watchCh == nil && !now.Before(l.watchRetryAt) {
+			l.startWatch()
+		}
+		if !l.leading && l.wantAcquire() && !now.Before(l.acquireAt) {
+			l.tryAcquire()
+			continue
+		}
+		wake.Reset(l.nextWake(now))
+		select {
+		case <-l.ctx.Done():
+			if l.leading {
+				l.stepDown(ReasonShutdown)
+			}
+			return nil
+		case err := <-l.sessErr:
+			// Our own session gave up (ACL denied, bad TTL): nothing to retry.
+			if l.leading {
+				l.stepDown(ReasonSessionInvalidated)
+			}
+			return err
+		case <-l.sessWake:
+			l.onSession()
+		case r := <-l.watchCh:
+			l.watchCh, l.watchCancel = nil, nil
+			l.onWatch(r)
+		case reply := <-l.e.resign:
+			if !l.leading {
+				reply <- ErrNotLeader
+				continue
+			}
+			l.stepDown(ReasonReleased)
+			l.holdOffUntil = time.Now().Add(l.e.cfg.ResignHoldOff)
+			reply <- nil
+		case <-wake.C:
+		}
+	}
+}
+
+// nextWake is when the loop must look at the clock again.
+func (l *loop) nextWake(now time.Time) time.Duration {
+	next := now.Add(time.Hour)
+	earliest := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	if l.leading {
+		earliest(l.leaseEnd)
+	}
+	if l.watchCh == nil {
+		earliest(l.watchRetryAt)
+	}
+	if !l.leading && l.wantAcquire() {
+		earliest(l.acquireAt)
+	}
+	return max(next.Sub(now), 0)
+}
+
+func (l *loop) onSession() {
+	old := l.sess
+	l.sess, l.sessWake = l.e.sess.snapshot()
+	l.e.setState(func(s *State) {
+		s.Session = l.sess.ID
+		s.LastError = l.sess.Err
+		s.Reachable = l.sess.Err == nil
+		if !l.sess.Proof.IsZero() {
+			s.LastRenew = l.sess.Proof
+		}
+	})
+	if l.sess.Err != nil && l.sess.Attempt > old.Attempt {
+		l.emit(Event{Kind: KindError, Err: l.sess.Err, Attempt: l.sess.Attempt})
+	}
+	if !l.leading {
+		return
+	}
+	if l.sess.ID != l.term.Session {
+		l.stepDown(ReasonSessionInvalidated)
+		return
+	}
+	l.leaseEnd = l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)
+	l.e.setState(func(s *State) { s.LeaseEnd = l.leaseEnd })
+}
+
+// wantAcquire: the key is known to be free (or ours) and we may take it.
+func (l *loop) wantAcquire() bool {
+	if !l.seen || l.sess.ID == "" || time.Now().Before(l.holdOffUntil) {
+		return false
+	}
+	return l.last == nil || l.last.Session == "" || l.last.Session == l.sess.ID
+}
+
+func (l *loop) startWatch() {
+	ctx, cancel := context.WithCancel(l.ctx)
+	ch := make(chan watchResult, 1)
+	q := consulhttp.QueryOptions{Index: l.index, Wait: l.e.cfg.WatchWait, Consistent: l.leading}
+	go func() {
+		sent := time.Now()
+		p, meta, err := l.e.c.GetKV(ctx, l.e.cfg.Key, q)
+		ch <- watchResult{pair: p, meta: meta, err: err, sent: sent, idx: q.Index}
+	}()
+	l.watchCh, l.watchCancel = ch, cancel
+}
+
+func (l *loop) stopWatch() {
+	if l.watchCancel != nil {
+		l.watchCancel()
+	}
+	l.watchCh, l.watchCancel = nil, nil
+}
+
+// restartWatch replaces the in-flight watch, e.g. to switch consistency.
+func (l *loop) restartWatch() {
+	l.stopWatch()
+	l.watchRetryAt = time.Time{}
+}
+
+func (l *loop) onWatch(r watchResult) {
+	if r.err != nil {
+		if l.ctx.Err() != nil {
+			return
+		}
+		l.watchFails++
+		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
+		l.e.setState(func(s *State) { s.LastError, s.Reachable = r.err, false })
+		l.e.log.Warn("watch key failed", "attempt", l.watchFails, "err", r.err)
+		l.emit(Event{Kind: KindError, Err: r.err, Attempt: l.watchFails})
+		return
+	}
+	// Index rules: go back to 0 if it went backwards, never block below 1,
+	// and treat an early return with no change as a spurious wake-up that
+	// gets rate-limited rather than a reason to ask again at once.
+	switch idx := r.meta.LastIndex; {
+	case idx < l.index:
+		l.index = 0
+	case idx == 0:
+		l.index = 1
+	default:
+		l.index = idx
+	}
+	if r.idx > 0 && r.meta.LastIndex == r.idx && time.Since(r.sent) < l.e.cfg.WatchWait/2 {
+		l.watchFails++
+		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
+	} else {
+		l.watchFails = 0
+	}
+	l.e.setState(func(s *State) { s.Reachable = true })
+	l.observe(r.pair)
+}
+
+// observe takes in the key as just read.
+func (l *loop) observe(p *consulhttp.KVPair) {
+	wasFree := !l.seen || l.last == nil || l.last.Session == ""
+	prev := l.last
+	l.last, l.seen = p, true
+	free := p == nil || p.Session == ""
+	if free && (!wasFree || l.freeSince.IsZero()) {
+		l.freeSince = time.Now()
+		l.acquireFails = 0
+		l.acquireAt = time.Time{}
+		_ = prev
+	}
+	if !free {
+		l.freeSince = time.Time{}
+	}
+	if l.leading {
+		switch {
+		case p == nil:
+			l.stepDown(ReasonKeyLost)
+		case p.Session == "":
+			l.e.sess.requestReset(l.term.Session)
+			l.stepDown(ReasonSessionInvalidated)
+		case p.Session != l.term.Session:
+			l.stepDown(ReasonKeyLost)
+		}
+		return
+	}
+	if !free && p.Session != l.sess.ID {
+		l.holdOffUntil = time.Time{} // someone else leads: the resign hold-off is over
+	}
+	l.setLeader(decodeLeader(p))
+}
+
+// setLeader reports a change of leader (by session) to followers.
+func (l *loop) setLeader(ld *Leader) {
+	same := (ld == nil) == (l.leader == nil) && (ld == nil || ld.Session == l.leader.Session)
+	l.leader = ld
+	l.e.setState(func(s *State) { s.Leader = ld })
+	if !same {
+		if ld != nil {
+			l.e.log.Info("leader changed", "leader", ld.ID, "session", ld.Session, "token", ld.Token)
+		} else {
+			l.e.log.Info("no leader")
+		}
+		l.emit(Event{Kind: KindLeaderChanged, Leader: ld})
+	}
+}
+
+func (l *loop) emit(ev Event) {
+	ev.Key = l.e.cfg.Key
+	ev.At = time.Now()
+	l.e.events.push(ev)
+}
+
+func (l *loop) requestCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(l.ctx, l.e.cfg.ReleaseTimeout)
+}
+
+// tryAcquire attempts to take the free key.
+func (l *loop) tryAcquire() {
+	sid := l.sess.ID
+	sent := time.Now()
+	val, _ := json.Marshal(record{
+		Candidate:   l.e.cfg.Candidate,
+		AcquiredAt:  sent,
+		LockDelayMS: l.e.sess.cfg.LockDelay.Milliseconds(),
+	})
+	ctx, cancel := l.requestCtx()
+	ok, err := l.e.c.Acquire(ctx, l.e.cfg.Key, sid, val)
+	cancel()
+	if err != nil {
+		if l.ctx.Err() != nil {
+			return
+		}
+		l.acquireFails++
+		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
+		if isInvalidSession(err) {
+			l.e.sess.requestReset(sid)
+		}
+		l.e.setState(func(s *State) { s.LastError, s.Reachable = err, consulhttp.IsRetryable(err) == false })
+		l.e.log.Warn("acquire failed", "attempt", l.acquireFails, "err", err)
+		l.emit(Event{Kind: KindError, Err: err, Attempt: l.acquireFails})
+		return
+	}
+	if !ok {
+		// Held by someone the watch will show us, or lock-delay: the last
+		// holder's session was invalidated less than its lock-delay ago.
+		// Retry when that delay is over, then back off; never spin.
+		l.acquireFails++
+		wait := backoff(l.acquireFails)
+		if l.acquireFails == 1 {
+			end := l.freeSince.Add(lockDelayOf(l.last, l.e.sess.cfg.LockDelay))
+			wait = max(time.Until(end), 0) + 20*time.Millisecond
+		}
+		l.acquireAt = time.Now().Add(wait)
+		l.e.log.Debug("acquire refused; lock-delay or held", "retry_in", wait)
+		return
+	}
+	l.acquireFails = 0
+	// Read back the key: its ModifyIndex is the fencing token.
+	ctx, cancel = l.requestCtx()
+	p, meta, err := l.e.c.GetKV(ctx, l.e.cfg.Key, consulhttp.QueryOptions{Consistent: true})
+	cancel()
+	end := l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)
+	if err != nil || p == nil || p.Session != sid || !time.Now().Before(end) {
+		// We can't prove a term (or the lease is already gone): give the
+		// key back and try again later.
+		l.e.log.Warn("acquired but could not confirm; releasing", "err", err)
+		l.release(sid, end.Before(time.Now()))
+		l.acquireFails++
+		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
+		if p != nil {
+			l.last = p
+		}
+		return
+	}
+	l.terms++
+	l.leading = true
+	l.leaseEnd = end
+	l.term = Term{Key: l.e.cfg.Key, Session: sid, Token: p.ModifyIndex, Since: sent, First: l.terms == 1}
+	l.last, l.index = p, max(meta.LastIndex, 1)
+	l.leader = decodeLeader(p)
+	l.e.setState(func(s *State) {
+		s.Leading, s.Token, s.Leader, s.LeaseEnd = true, p.ModifyIndex, l.leader, end
+	})
+	l.restartWatch()
+	l.e.log.Info("elected", "session", sid, "token", p.ModifyIndex, "first", l.term.First)
+	l.e.cfg.OnElected(l.term)
+	l.emit(Event{Kind: KindElected, Token: p.ModifyIndex, First: l.term.First, Leader: l.leader})
+}
+
+// stepDown ends the current term: OnStepDown first (the leader's work
+// stops), then Consul is told where that is still useful.
+func (l *loop) stepDown(reason Reason) {
+	t := l.term
+	l.leading = false
+	l.term = Term{}
+	l.leaseEnd = time.Time{}
+	l.e.setState(func(s *State) { s.Leading, s.Token, s.LeaseEnd = false, 0, time.Time{} })
+	l.e.log.Info("stepping down", "reason", string(reason), "token", t.Token)
+	l.e.cfg.OnStepDown(t, reason)
+	switch reason {
+	case ReasonReleased, ReasonShutdown:
+		l.release(t.Session, false)
+	case ReasonLeaseExpired:
+		// Tell Consul if it can still hear us, then start over with a new
+		// session: the old one can no longer prove anything.
+		l.release(t.Session, true)
+		l.e.sess.requestReset(t.Session)
+	case ReasonSessionInvalidated:
+		l.e.sess.requestReset(t.Session)
+	}
+	l.emit(Event{Kind: KindSteppedDown, Token: t.Token, Reason: reason, Leader: nil})
+	l.restartWatch()
+	l.leader = nil
+	l.last = nil
+	l.seen = false // read the key again before trying to acquire
+}
+
+// release gives the key back, leaving a value that says it is free. Bounded
+// by ReleaseTimeout (1s when we already suspect Consul is unreachable).
+func (l *loop) release(sid string, quick bool) {
+	d := l.e.cfg.ReleaseTimeout
+	if quick {
+		d = min(d, time.Second)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), d)
+	defer cancel()
+	val, _ := json.Marshal(record{Candidate: l.e.cfg.Candidate, AcquiredAt: time.Now(), Released: true})
+	if _, err := l.e.c.Release(ctx, l.e.cfg.Key, sid, val); err != nil {
+		l.e.log.Warn("release failed", "session", sid, "err", err)
+	}
+}
+
+func isInvalidSession(err error) bool {
+	var se *consulhttp.StatusError
+	return errors.As(err, &se) && se.Code == 500 && containsFold(se.Body, "invalid session")
+}

@@ -1,0 +1,335 @@
+package elect
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+)
+
+// SessionConfig configures a Session. Zero durations take defaults.
+type SessionConfig struct {
+	Name          string        // session name shown by Consul
+	TTL           time.Duration // default 10s
+	LockDelay     time.Duration // default 0s (sent explicitly: Consul's default is 15s)
+	RenewInterval time.Duration // default TTL/3
+	Behavior      string        // "release" (default) or "delete"
+	// CheckTTL > 0 binds the session to a TTL check registered in the
+	// local agent and passed every CheckTTL/3 (fast crash detection).
+	CheckTTL time.Duration
+	CheckID  string // default "leaderd-<random>"
+	// DestroyTimeout bounds the destroy at shutdown; default 5s. If destroy
+	// takes longer than the TTL, the session is expired anyway.
+	DestroyTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+func (s SessionConfig) withDefaults() SessionConfig {
+	if s.TTL == 0 {
+		s.TTL = DefaultTTL
+	}
+	if s.RenewInterval == 0 {
+		s.RenewInterval = s.TTL / 3
+	}
+	if s.Behavior == "" {
+		s.Behavior = "release"
+	}
+	if s.CheckTTL > 0 && s.CheckID == "" {
+		s.CheckID = "leaderd-" + randomHex(8)
+	}
+	if s.DestroyTimeout == 0 {
+		s.DestroyTimeout = DefaultReleaseTimeout
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.Name == "" {
+		s.Name = "leaderd"
+	}
+	return s
+}
+
+// Session is a Consul session kept alive by Run: created, renewed every
+// RenewInterval, and created anew when Consul says it is gone. Several
+// elections can share one Session (one renew loop for many keys). Cancel the
+// elections and wait for their Run to return before canceling the Session's
+// Run, so they release their keys before the session is destroyed.
+type Session struct {
+	c     Consul
+	cfg   SessionConfig
+	reset chan string
+
+	mu      sync.Mutex
+	st      sessionState
+	changed chan struct{} // closed and replaced on every change of st
+}
+
+// sessionState is what elections read from a Session.
+type sessionState struct {
+	ID         string    // "" while there is none
+	Proof      time.Time // send time of the latest create or renew that succeeded for ID
+	CheckProof time.Time // send time of the latest check pass (fast mode)
+	Err        error     // last error talking to Consul, nil after a success
+	Attempt    int       // consecutive failures
+}
+
+// NewSession validates cfg and returns a Session; call Run to bring it up.
+func NewSession(c Consul, cfg SessionConfig) (*Session, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("elect: invalid session config: %w", err)
+	}
+	return newSession(c, cfg), nil
+}
+
+func newSession(c Consul, cfg SessionConfig) *Session {
+	return &Session{c: c, cfg: cfg, reset: make(chan string, 1), changed: make(chan struct{})}
+}
+
+// ID returns the current session id, "" while there is none.
+func (s *Session) ID() string {
+	st, _ := s.snapshot()
+	return st.ID
+}
+
+func (s *Session) snapshot() (sessionState, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st, s.changed
+}
+
+func (s *Session) update(f func(*sessionState)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f(&s.st)
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// requestReset asks Run to abandon session id (destroy it, best effort) and
+// create a new one. It never blocks.
+func (s *Session) requestReset(id string) {
+	select {
+	case s.reset <- id:
+	default:
+	}
+}
+
+// leaseEnd is the end of the local lease that the proofs in st give an
+// election holding a key with this session: the safety rule.
+func (s *Session) leaseEnd(st sessionState, margin time.Duration) time.Time {
+	end := st.Proof.Add(s.cfg.TTL + s.cfg.LockDelay - margin)
+	if s.cfg.CheckTTL > 0 {
+		if e := st.CheckProof.Add(s.cfg.CheckTTL + s.cfg.LockDelay - margin); e.Before(end) {
+			end = e
+		}
+	}
+	return end
+}
+
+// Run keeps a session alive until ctx is canceled, then destroys it (bounded
+// by DestroyTimeout) and returns nil. It returns an error only when Consul
+// keeps refusing the session for a reason retrying can't fix (ACL denied,
+// a TTL the agent does not accept).
+func (s *Session) Run(ctx context.Context) error {
+	log := s.cfg.Logger
+	defer s.update(func(st *sessionState) { st.ID = "" })
+	attempt := 0
+	for {
+		id, err := s.create(ctx)
+		if ctx.Err() != nil {
+			if id != "" {
+				s.destroy(id)
+			}
+			return nil
+		}
+		if err != nil {
+			attempt++
+			s.update(func(st *sessionState) { st.Err, st.Attempt = err, attempt })
+			// A check registered a moment ago may not have reached the
+			// servers yet ("Missing check"), so permanent-looking errors
+			// get a few attempts before we give up.
+			if !consulhttp.IsRetryable(err) && attempt >= 3 {
+				return fmt.Errorf("elect: create session: %w", err)
+			}
+			log.Warn("create session failed", "attempt", attempt, "err", err)
+			if !sleepCtx(ctx, backoff(attempt)) {
+				return nil
+			}
+			continue
+		}
+		attempt = 0
+		log.Debug("session created", "session", id)
+		s.keep(ctx, id)
+		if ctx.Err() != nil {
+			s.destroy(id)
+			return nil
+		}
+		s.update(func(st *sessionState) { st.ID = "" })
+	}
+}
+
+// create registers the fast-crash-detection check if configured and creates
+// a session, publishing it with its proofs.
+func (s *Session) create(ctx context.Context) (string, error) {
+	req := consulhttp.SessionRequest{
+		Name:       s.cfg.Name,
+		TTL:        s.cfg.TTL,
+		LockDelay:  s.cfg.LockDelay,
+		Behavior:   s.cfg.Behavior,
+		NodeChecks: []string{}, // TTL only: serfHealth would shorten the window to LockDelay
+	}
+	var checkSent time.Time
+	if s.cfg.CheckTTL > 0 {
+		checkSent = time.Now()
+		err := s.c.RegisterCheck(ctx, consulhttp.AgentCheck{
+			CheckID: s.cfg.CheckID,
+			Name:    "leaderd session liveness",
+			Notes:   "passed by leaderd every check TTL/3; a session bound to it ends when leaderd stops passing it",
+			TTL:     s.cfg.CheckTTL.String(),
+			Status:  consulhttp.StatusPassing,
+		})
+		if err != nil {
+			return "", fmt.Errorf("register check %s: %w", s.cfg.CheckID, err)
+		}
+		req.NodeChecks = []string{s.cfg.CheckID}
+	}
+	sent := time.Now()
+	id, err := s.c.CreateSession(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	s.update(func(st *sessionState) {
+		*st = sessionState{ID: id, Proof: sent, CheckProof: checkSent}
+	})
+	return id, nil
+}
+
+// keep renews session id (and passes its check) until it is lost, a reset
+// is requested, or ctx is canceled.
+func (s *Session) keep(ctx context.Context, id string) {
+	log := s.cfg.Logger.With("session", id)
+	kctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	lost := make(chan struct{})
+	if s.cfg.CheckTTL > 0 {
+		go s.passCheck(kctx, id, lost)
+	}
+	renew := time.NewTimer(s.cfg.RenewInterval)
+	defer renew.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-lost:
+			log.Warn("session check lost; creating a new session")
+			s.destroy(id)
+			return
+		case rid := <-s.reset:
+			if rid == id {
+				log.Info("session abandoned; creating a new session")
+				s.destroy(id)
+				return
+			}
+		case <-renew.C:
+			sent := time.Now()
+			rctx, rcancel := context.WithTimeout(kctx, s.cfg.RenewInterval)
+			_, err := s.c.RenewSession(rctx, id)
+			rcancel()
+			switch {
+			case errors.Is(err, consulhttp.ErrSessionNotFound):
+				log.Warn("session not found on renew; creating a new session")
+				return
+			case err != nil:
+				if ctx.Err() != nil {
+					return
+				}
+				failures++
+				s.update(func(st *sessionState) { st.Err, st.Attempt = err, failures })
+				log.Warn("renew session failed", "attempt", failures, "err", err)
+				renew.Reset(min(backoff(failures), s.cfg.RenewInterval))
+			default:
+				failures = 0
+				s.update(func(st *sessionState) {
+					if st.ID == id {
+						st.Proof, st.Err, st.Attempt = sent, nil, 0
+					}
+				})
+				log.Debug("session renewed", "latency", time.Since(sent))
+				renew.Reset(s.cfg.RenewInterval)
+			}
+		}
+	}
+}
+
+// passCheck keeps the fast-crash-detection check passing. A 404 means the
+// agent forgot the check (restart), which invalidates the session: close lost.
+func (s *Session) passCheck(ctx context.Context, id string, lost chan<- struct{}) {
+	every := s.cfg.checkInterval()
+	t := time.NewTimer(every)
+	defer t.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		err := s.c.UpdateTTL(rctx, s.cfg.CheckID, consulhttp.StatusPassing, "leaderd alive")
+		cancel()
+		var se *consulhttp.StatusError
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.As(err, &se) && (se.Code == 404 || se.Code == 500 && containsFold(se.Body, "does not have associated TTL")):
+			close(lost)
+			return
+		case err != nil:
+			failures++
+			s.update(func(st *sessionState) { st.Err, st.Attempt = err, failures })
+			t.Reset(min(backoff(failures), every))
+		default:
+			failures = 0
+			s.update(func(st *sessionState) {
+				if st.ID == id {
+					st.CheckProof, st.Err, st.Attempt = sent, nil, 0
+				}
+			})
+			t.Reset(every)
+		}
+	}
+}
+
+// destroy ends session id and its check, bounded by DestroyTimeout.
+func (s *Session) destroy(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.DestroyTimeout)
+	defer cancel()
+	if err := s.c.DestroySession(ctx, id); err != nil {
+		s.cfg.Logger.Warn("destroy session failed; it will expire", "session", id, "err", err)
+	}
+	if s.cfg.CheckTTL > 0 {
+		if err := s.c.DeregisterCheck(ctx, s.cfg.CheckID); err != nil {
+			s.cfg.Logger.Warn("deregister check failed", "check", s.cfg.CheckID, "err", err)
+		}
+	}
+	s.update(func(st *sessionState) {
+		if st.ID == id {
+			st.ID = ""
+		}
+	})
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
