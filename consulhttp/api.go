@@ -7,12 +7,14 @@
 // session bodies, index handling, no global client timeout).
 package consulhttp
 
-// THIS FILE IS THE API CONTRACT. Implementations live in the other files of
-// the package. Signatures here are used by elect/, nomad/ and main.
+// This file holds the package's data types (the contract used by elect/,
+// nomad/ and main). The client lives in client.go, its calls in session.go,
+// kv.go and agent.go, configuration in config.go and tls.go, errors in
+// errors.go.
 
 import (
-	"context"
 	"errors"
+	"net/http"
 	"time"
 )
 
@@ -33,6 +35,16 @@ type Config struct {
 	Namespace  string // sent as ?ns= only when non-empty
 	Partition  string // sent as ?partition= only when non-empty
 	TLS        TLSConfig
+
+	// RequestTimeout bounds a non-blocking request (default 10s) unless the
+	// caller's ctx ends earlier. A blocking query gets wait×17/16 (Consul's
+	// jitter) plus RequestTimeout. http.Client.Timeout is never set: it would
+	// cut blocking queries short.
+	RequestTimeout time.Duration
+	// Transport replaces the pooled go-cleanhttp transport (tests use an
+	// in-process fake). When set, the TLS settings and unix sockets are the
+	// transport's business.
+	Transport http.RoundTripper
 }
 
 // TLSConfig configures HTTPS to Consul.
@@ -121,7 +133,7 @@ type AgentCheck struct {
 
 // ServiceRegistration is the body of PUT /v1/agent/service/register.
 type ServiceRegistration struct {
-	ID      string            `json:",omitempty"`
+	ID      string `json:",omitempty"`
 	Name    string
 	Tags    []string          `json:",omitempty"`
 	Address string            `json:",omitempty"`
@@ -148,40 +160,3 @@ type StatusError struct {
 	Code   int
 	Body   string
 }
-
-// Client talks to one Consul agent. Safe for concurrent use; long-lived.
-type Client struct {
-	impl clientImpl
-}
-
-// The methods below are the whole surface used by the rest of leaderd.
-//
-//	func ConfigFromEnv(getenv func(string) string) (Config, error)
-//	func (c Config) Merge(override Config) Config // non-zero fields of override win
-//	func NewClient(cfg Config) (*Client, error)   // reads TokenFile, builds TLS; errors name the setting
-//	func (c *Client) Address() string              // for logs; never includes the token
-//
-//	func (c *Client) CreateSession(ctx context.Context, r SessionRequest) (string, error)
-//	func (c *Client) RenewSession(ctx context.Context, id string) (*SessionEntry, error) // 404 → ErrSessionNotFound
-//	func (c *Client) DestroySession(ctx context.Context, id string) error
-//	func (c *Client) SessionInfo(ctx context.Context, id string, q QueryOptions) (*SessionEntry, QueryMeta, error) // missing → nil, meta, nil
-//
-//	func (c *Client) GetKV(ctx context.Context, key string, q QueryOptions) (*KVPair, QueryMeta, error) // missing → nil, meta (with index), nil
-//	func (c *Client) Acquire(ctx context.Context, key, session string, value []byte) (bool, error)
-//	func (c *Client) Release(ctx context.Context, key, session string, value []byte) (bool, error)
-//	func (c *Client) PutKV(ctx context.Context, key string, value []byte) error
-//	func (c *Client) CASKV(ctx context.Context, key string, value []byte, index uint64) (bool, error)
-//	func (c *Client) DeleteKV(ctx context.Context, key string) error
-//	func (c *Client) DeleteCASKV(ctx context.Context, key string, index uint64) (bool, error)
-//
-//	func (c *Client) RegisterService(ctx context.Context, r ServiceRegistration) error
-//	func (c *Client) DeregisterService(ctx context.Context, id string) error
-//	func (c *Client) RegisterCheck(ctx context.Context, chk AgentCheck) error
-//	func (c *Client) DeregisterCheck(ctx context.Context, id string) error
-//	func (c *Client) UpdateTTL(ctx context.Context, checkID, status, output string) error
-//	func (c *Client) NodeName(ctx context.Context) (string, error) // GET /v1/agent/self → Config.NodeName
-//	func (c *Client) Leader(ctx context.Context) (string, error)   // GET /v1/status/leader
-//
-//	func IsRetryable(err error) bool       // connection errors, 429, 5xx except validation 500s
-//	func IsPermissionDenied(err error) bool // 403
-var _ = context.Background
