@@ -1,0 +1,224 @@
+package consultest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// kv does one KV request against a; it returns the status and body.
+func kv(t *testing.T, a *Agent, method, key, token, value string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, a.URL()+"/v1/kv/"+key, strings.NewReader(value))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, key, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, key, err)
+	}
+	return resp.StatusCode, strings.TrimSpace(string(body))
+}
+
+// put writes key=value and fails the test unless Consul answers 200 true.
+func put(t *testing.T, a *Agent, key, value string) {
+	t.Helper()
+	if code, body := kv(t, a, http.MethodPut, key, a.Token, value); code != http.StatusOK || body != "true" {
+		t.Fatalf("PUT %s on %s: %d %q, want 200 true", key, a.NodeName, code, body)
+	}
+}
+
+// get reads key: its value, or "" and false when Consul answers 404.
+func get(t *testing.T, a *Agent, key string) (string, bool) {
+	t.Helper()
+	code, body := kv(t, a, http.MethodGet, key, a.Token, "")
+	if code == http.StatusNotFound {
+		return "", false
+	}
+	if code != http.StatusOK {
+		t.Fatalf("GET %s on %s: %d %q", key, a.NodeName, code, body)
+	}
+	var entries []struct{ Value []byte }
+	if err := json.Unmarshal([]byte(body), &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("GET %s on %s: %q: %v", key, a.NodeName, body, err)
+	}
+	return string(entries[0].Value), true
+}
+
+func TestStartReadyAndKVWorks(t *testing.T) {
+	t.Parallel()
+	a := Start(t, Options{HCL: []string{`session_ttl_min = "1s"`}})
+	if !strings.HasPrefix(a.URL(), "http://127.0.0.1:") || a.URL() != "http://"+a.Addr {
+		t.Errorf("URL() = %q with Addr %q, want http://127.0.0.1:<port>", a.URL(), a.Addr)
+	}
+	// Ready means a session bound to serfHealth can be created at once.
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, a.URL()+"/v1/session/create",
+		strings.NewReader(`{"TTL":"1s"}`))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("session create with a 1s TTL right after Start: %s %s", resp.Status, body)
+	}
+	put(t, a, "consultest/hello", "world")
+	got, ok := get(t, a, "consultest/hello")
+	if !ok || got != "world" {
+		t.Errorf("GET consultest/hello = %q, %v; want \"world\", true", got, ok)
+	}
+}
+
+func TestParallelAgentsDoNotCollide(t *testing.T) {
+	t.Parallel()
+	var (
+		mu    sync.Mutex
+		addrs = map[string]string{} // Addr → node
+	)
+	t.Run("group", func(t *testing.T) {
+		for _, name := range []string{"one", "two"} {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				a := Start(t, Options{})
+				put(t, a, "who", a.NodeName)
+				got, _ := get(t, a, "who")
+				if diff := cmp.Diff(a.NodeName, got); diff != "" {
+					t.Errorf("value of key who on %s (-want +got):\n%s", a.NodeName, diff)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				if other, dup := addrs[a.Addr]; dup {
+					t.Errorf("agents %s and %s share %s", other, a.NodeName, a.Addr)
+				}
+				addrs[a.Addr] = a.NodeName
+			})
+		}
+	})
+	if len(addrs) != 2 {
+		t.Errorf("got %d distinct agent addresses %v, want 2", len(addrs), addrs)
+	}
+}
+
+func TestRestart(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		opts     Options
+		kill     bool // Kill instead of a graceful Stop before Restart
+		wantKept bool // the key survives the restart
+	}{
+		{name: "dev agent loses state", opts: Options{}, wantKept: false},
+		{name: "dev agent after kill", opts: Options{}, kill: true, wantKept: false},
+		{name: "server keeps state", opts: Options{Server: true}, wantKept: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := Start(t, tt.opts)
+			addr := a.Addr
+			put(t, a, "kept", "yes")
+			if tt.kill {
+				a.Kill()
+			} else {
+				a.Stop()
+				a.Stop() // idempotent
+			}
+			if a.running() {
+				t.Fatal("agent still running after Stop/Kill")
+			}
+			a.Restart(t)
+			if a.Addr != addr {
+				t.Errorf("Addr after Restart = %s, want %s", a.Addr, addr)
+			}
+			_, kept := get(t, a, "kept")
+			if kept != tt.wantKept {
+				t.Errorf("key found after restart = %v, want %v", kept, tt.wantKept)
+			}
+		})
+	}
+}
+
+func TestACLDeniesAnonymousAcceptsManagementToken(t *testing.T) {
+	t.Parallel()
+	a := Start(t, Options{ACL: true})
+	if len(a.Token) != 36 {
+		t.Fatalf("Token has %d characters, want a 36-character UUID", len(a.Token))
+	}
+	tests := []struct {
+		name     string
+		token    string
+		wantCode int
+	}{
+		{name: "anonymous", token: "", wantCode: http.StatusForbidden},
+		{name: "unknown token", token: newUUID(), wantCode: http.StatusForbidden},
+		{name: "management token", token: a.Token, wantCode: http.StatusOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, body := kv(t, a, http.MethodPut, "acl/"+strings.ReplaceAll(tt.name, " ", "-"), tt.token, "v")
+			if code != tt.wantCode {
+				t.Errorf("PUT: %d %q, want %d", code, body, tt.wantCode)
+			}
+		})
+	}
+	logged, err := os.ReadFile(a.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(logged), a.Token) {
+		t.Error("the management token appears in the agent log")
+	}
+}
+
+func TestClusterElectsNewLeaderAfterKill(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 3, Options{NodeName: "srv"})
+	var names []string
+	for _, s := range c.Servers {
+		names = append(names, s.NodeName)
+	}
+	if diff := cmp.Diff([]string{"srv-0", "srv-1", "srv-2"}, names); diff != "" {
+		t.Errorf("server names (-want +got):\n%s", diff)
+	}
+	old := c.Leader(t)
+	put(t, old, "term", "1")
+	old.Kill()
+	next := c.Leader(t)
+	if next == old {
+		t.Fatalf("leader after killing %s is still %s", old.NodeName, next.NodeName)
+	}
+	// Raft kept the write, and the new leader accepts new ones.
+	if got, _ := get(t, next, "term"); got != "1" {
+		t.Errorf("term on the new leader = %q, want \"1\"", got)
+	}
+	put(t, next, "term", "2")
+
+	var oldIndex int
+	for i, s := range c.Servers {
+		if s == old {
+			oldIndex = i
+		}
+	}
+	c.Restart(t, oldIndex)
+	if got, _ := get(t, old, "term"); got != "2" {
+		t.Errorf("term on the restarted server = %q, want \"2\"", got)
+	}
+	if l := c.Leader(t); l == nil {
+		t.Error("no leader once the killed server is back")
+	}
+}

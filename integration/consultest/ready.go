@@ -1,0 +1,113 @@
+package consultest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// httpClient talks to agents that come and go: no keep-alives, so a dead
+// agent leaves no idle connection behind, and a short timeout per poll.
+var httpClient = &http.Client{
+	Timeout:   5 * time.Second,
+	Transport: &http.Transport{DisableKeepAlives: true},
+}
+
+// pollInterval is how often readiness is polled; a dev agent is ready
+// about 0.15s after start.
+const pollInterval = 50 * time.Millisecond
+
+// awaitReady polls ready until it succeeds. It fails early with an
+// *exitedError when one of agents exits, and after timeout with ready's
+// last error.
+func awaitReady(agents []*Agent, timeout time.Duration, ready func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	tick := time.NewTicker(pollInterval)
+	defer tick.Stop()
+	for {
+		for _, a := range agents {
+			a.mu.Lock()
+			p := a.proc
+			a.mu.Unlock()
+			if p != nil && p.exited() {
+				return a.exitedErr(p)
+			}
+		}
+		err := ready(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("consul not ready after %s: %w", timeout, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// checkReady reports whether the agent knows a raft leader and its node's
+// serfHealth check passes; until then session create can fail with
+// "Missing node registration".
+func (a *Agent) checkReady(ctx context.Context) error {
+	leader, err := a.raftLeader(ctx)
+	if err != nil {
+		return err
+	}
+	if leader == "" {
+		return fmt.Errorf("agent %s knows no raft leader yet", a.NodeName)
+	}
+	var checks []struct{ CheckID, Status string }
+	if err := a.getJSON(ctx, "/v1/health/node/"+url.PathEscape(a.NodeName), &checks); err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if c.CheckID == "serfHealth" {
+			if c.Status != "passing" {
+				return fmt.Errorf("node %s serfHealth is %s", a.NodeName, c.Status)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("node %s has no serfHealth check yet", a.NodeName)
+}
+
+// raftLeader returns the raft address ("127.0.0.1:port") of the leader as
+// this agent sees it, "" if it knows none.
+func (a *Agent) raftLeader(ctx context.Context) (string, error) {
+	var leader string
+	err := a.getJSON(ctx, "/v1/status/leader", &leader)
+	return leader, err
+}
+
+// getJSON GETs path from the agent, with its token if any, and decodes a
+// 200 answer into out.
+func (a *Agent) getJSON(ctx context.Context, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL()+path, nil)
+	if err != nil {
+		return err
+	}
+	if a.Token != "" {
+		req.Header.Set("X-Consul-Token", a.Token)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("agent %s: %w", a.NodeName, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("agent %s: GET %s: read body: %w", a.NodeName, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("agent %s: GET %s: %s: %.200s", a.NodeName, path, resp.Status, body)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("agent %s: GET %s: decode: %w", a.NodeName, path, err)
+	}
+	return nil
+}
