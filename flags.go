@@ -1,0 +1,229 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+)
+
+// envPrefix names the environment twin of every leaderd flag: -lock-delay
+// is LEADERD_LOCK_DELAY. Consul connection flags have the consul CLI's
+// CONSUL_* variables as twins instead, read by consulhttp.ConfigFromEnv.
+const envPrefix = "LEADERD_"
+
+// envName is the environment twin of a flag.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// usageError is bad input: the command exits 2 and prints it as one line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// durationValue is a flag.Value that keeps time.ParseDuration's error, so
+// "-ttl abc" says why instead of the flag package's bare "parse error".
+type durationValue struct{ d *time.Duration }
+
+func (v durationValue) String() string {
+	if v.d == nil {
+		return ""
+	}
+	return v.d.String()
+}
+
+func (v durationValue) Set(s string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return err
+	}
+	*v.d = d
+	return nil
+}
+
+// listValue is a comma-separated list; each Set replaces the list, so a
+// flag given on the command line replaces its environment twin.
+type listValue struct{ l *[]string }
+
+func (v listValue) String() string {
+	if v.l == nil {
+		return ""
+	}
+	return strings.Join(*v.l, ",")
+}
+
+func (v listValue) Set(s string) error {
+	*v.l = nil
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*v.l = append(*v.l, item)
+		}
+	}
+	return nil
+}
+
+// flagSet is a flag.FlagSet that knows which flags read an environment
+// twin and where each setting finally came from, so errors can name the
+// flag or the variable the user actually wrote.
+type flagSet struct {
+	*flag.FlagSet
+	noEnv  map[string]bool   // flags without a LEADERD_ twin
+	consul map[string]bool   // Consul connection flags (CONSUL_* twins)
+	source map[string]string // flag name → "-ttl" or "LEADERD_TTL"
+}
+
+func newFlagSet(name string) *flagSet {
+	fs := &flagSet{
+		FlagSet: flag.NewFlagSet(name, flag.ContinueOnError),
+		noEnv:   map[string]bool{},
+		consul:  map[string]bool{},
+		source:  map[string]string{},
+	}
+	// The flag package would print usage on every error; we print one
+	// line ourselves and the full help only for -h.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parse parses args, then fills every flag not given on the command line
+// from its environment twin. Errors are usageErrors naming the setting.
+func (fs *flagSet) parse(args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usagef("%v", err)
+	}
+	fs.Visit(func(f *flag.Flag) { fs.source[f.Name] = "-" + f.Name })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if fs.noEnv[f.Name] || fs.source[f.Name] != "" {
+			return
+		}
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, usagef("invalid value %q for %s: %v", v, name, err))
+			return
+		}
+		fs.source[f.Name] = name
+	})
+	return errors.Join(errs...)
+}
+
+// name is how to call a setting in an error: the flag, or its twin when
+// the value came from the environment.
+func (fs *flagSet) name(flagName string) string {
+	if s := fs.source[flagName]; s != "" {
+		return s
+	}
+	return "-" + flagName
+}
+
+// consulFlags are the consul CLI's connection flags. Their twins are the
+// CONSUL_* variables (consulhttp.ConfigFromEnv); flags win.
+type consulFlags struct {
+	addr, tokenFile, datacenter           string
+	caFile, caPath, clientCert, clientKey string
+	tlsServerName, namespace, partition   string
+}
+
+// register adds the flags to fs. There is deliberately no -token: a secret
+// on the command line is visible to every user in ps.
+func (c *consulFlags) register(fs *flagSet) {
+	str := func(p *string, name, usage string) {
+		fs.StringVar(p, name, "", usage)
+		fs.noEnv[name], fs.consul[name] = true, true
+	}
+	str(&c.addr, "consul-addr", "Consul HTTP API address: host:port, http(s)://host:port or unix:///path (CONSUL_HTTP_ADDR; default 127.0.0.1:8500)")
+	str(&c.addr, "http-addr", "alias of -consul-addr, the consul CLI's name")
+	str(&c.tokenFile, "token-file", "file holding the Consul ACL token (CONSUL_HTTP_TOKEN_FILE; or set CONSUL_HTTP_TOKEN)")
+	str(&c.datacenter, "datacenter", "Consul datacenter (CONSUL_DATACENTER; default the agent's)")
+	str(&c.caFile, "ca-file", "CA certificate file for HTTPS to Consul (CONSUL_CACERT)")
+	str(&c.caPath, "ca-path", "directory of CA certificates (CONSUL_CAPATH)")
+	str(&c.clientCert, "client-cert", "client certificate for mutual TLS (CONSUL_CLIENT_CERT)")
+	str(&c.clientKey, "client-key", "client key for mutual TLS (CONSUL_CLIENT_KEY)")
+	str(&c.tlsServerName, "tls-server-name", "server name to verify in Consul's certificate (CONSUL_TLS_SERVER_NAME)")
+	str(&c.namespace, "namespace", "Consul Enterprise namespace (CONSUL_NAMESPACE)")
+	str(&c.partition, "partition", "Consul Enterprise admin partition (CONSUL_PARTITION)")
+}
+
+// config reads the CONSUL_* environment and lays the flags over it.
+func (c *consulFlags) config(getenv func(string) string) (consulhttp.Config, error) {
+	env, err := consulhttp.ConfigFromEnv(getenv)
+	if err != nil {
+		return consulhttp.Config{}, usagef("%s", oneLine(err))
+	}
+	if (c.clientCert == "") != (c.clientKey == "") {
+		return consulhttp.Config{}, usagef("-client-cert and -client-key must be given together")
+	}
+	return env.Merge(consulhttp.Config{
+		Address:    c.addr,
+		TokenFile:  c.tokenFile,
+		Datacenter: c.datacenter,
+		Namespace:  c.namespace,
+		Partition:  c.partition,
+		TLS: consulhttp.TLSConfig{
+			CAFile:     c.caFile,
+			CAPath:     c.caPath,
+			CertFile:   c.clientCert,
+			KeyFile:    c.clientKey,
+			ServerName: c.tlsServerName,
+		},
+	}), nil
+}
+
+// oneLine joins the lines of a (possibly errors.Join-ed) error with "; "
+// so bad input is reported as one line.
+func oneLine(err error) string {
+	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+}
+
+// printUsage writes a command's help: synopsis, flags with their
+// environment twins, Consul connection flags, then examples.
+func printUsage(w io.Writer, fs *flagSet, synopsis, examples string) {
+	fmt.Fprintf(w, "%s\n\nFlags (a flag wins over its [LEADERD_*] twin):\n", strings.TrimSpace(synopsis))
+	section := func(consul bool) {
+		fs.VisitAll(func(f *flag.Flag) {
+			if fs.consul[f.Name] != consul {
+				return
+			}
+			name, usage := flag.UnquoteUsage(f)
+			switch f.Value.(type) {
+			case durationValue:
+				name = "duration"
+			case listValue:
+				name = "list"
+			}
+			line := "  -" + f.Name
+			if name != "" {
+				line += " " + name
+			}
+			fmt.Fprintf(w, "%s\n    \t%s", line, usage)
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0s" {
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			if !fs.noEnv[f.Name] {
+				fmt.Fprintf(w, " [%s]", envName(f.Name))
+			}
+			fmt.Fprintln(w)
+		})
+	}
+	section(false)
+	fmt.Fprintf(w, "\nConsul connection (a flag wins over its CONSUL_* variable):\n")
+	section(true)
+	if examples != "" {
+		fmt.Fprintf(w, "\nExamples:\n%s\n", strings.Trim(examples, "\n"))
+	}
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+	"github.com/leaderd/leaderd/elect"
+)
+
+const leaderSynopsis = `
+Usage: leaderd leader [-service name | -key key] [-json] [-watch]
+
+Print who leads now: id, address, fencing token, since when, session. With
+-watch, print a line for the current leader and then one for every change
+(blocking queries, no polling) until interrupted. -json prints JSON lines:
+{"time": ..., "leader": {...}} with "leader": null when nobody leads.
+
+Exit codes: 0 somebody leads (or -watch was interrupted), 3 nobody leads,
+1 error (Consul unreachable, ACL denied), 2 bad flags.`
+
+const leaderExamples = `
+  leaderd leader -service billing
+  leaderd leader -key services/billing/leader -json | jq .leader.token
+  leaderd leader -service billing -watch`
+
+// leaderLine is one line of `leaderd leader -json`.
+type leaderLine struct {
+	Time   time.Time   `json:"time"`
+	Leader *leaderView `json:"leader"`
+}
+
+func runLeader(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("leader")
+	var service, key string
+	var asJSON, watch bool
+	var cf consulFlags
+	fs.StringVar(&service, "service", "", "service name; the key is services/<service>/leader (in Nomad: defaults like leaderd run)")
+	fs.StringVar(&key, "key", "", "Consul KV key of the election (wins over -service)")
+	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
+	fs.BoolVar(&watch, "watch", false, "keep printing every change of leader")
+	fs.noEnv["json"], fs.noEnv["watch"] = true, true
+	cf.register(fs)
+	err := fs.parse(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs, leaderSynopsis, leaderExamples)
+		return exitOK
+	}
+	if err == nil && fs.NArg() > 0 {
+		err = usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if err != nil {
+		return exitFor(stderr, "leader", err)
+	}
+	if service == "" {
+		service = nomadService(getenv)
+	}
+	if key == "" && service != "" {
+		key = "services/" + service + "/leader"
+	}
+	switch {
+	case key == "":
+		return exitFor(stderr, "leader", usagef("-service or -key is required"))
+	case key[0] == '/':
+		return exitFor(stderr, "leader", usagef("invalid %s %q: a Consul key must not start with '/'", fs.name("key"), key))
+	}
+	ccfg, err := cf.config(getenv)
+	if err != nil {
+		return exitFor(stderr, "leader", err)
+	}
+	client, err := consulhttp.NewClient(ccfg)
+	if err != nil {
+		return exitFor(stderr, "leader", usagef("consul settings: %s", oneLine(err)))
+	}
+
+	print := func(l *elect.Leader) {
+		if asJSON {
+			b, _ := json.Marshal(leaderLine{Time: time.Now().UTC(), Leader: viewOf(l)})
+			fmt.Fprintf(stdout, "%s\n", b)
+			return
+		}
+		if watch {
+			fmt.Fprintf(stdout, "%s ", time.Now().UTC().Format(time.RFC3339Nano))
+		}
+		fmt.Fprintln(stdout, leaderText(l))
+	}
+
+	if !watch {
+		l, err := elect.CurrentLeader(ctx, client, key)
+		if err != nil {
+			return exitFor(stderr, "leader", err)
+		}
+		print(l)
+		if l == nil {
+			return exitNoLeader
+		}
+		return exitOK
+	}
+	// Errors are retried with backoff, except an ACL denial: retrying
+	// can't fix a missing permission.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var denied error
+	err = elect.Observe(wctx, client, key, func(l *elect.Leader) bool {
+		print(l)
+		return true
+	}, func(err error, attempt int) {
+		if consulhttp.IsPermissionDenied(err) {
+			denied = err
+			cancel()
+			return
+		}
+		fmt.Fprintf(stderr, "leaderd leader: %s (attempt %d, retrying)\n", oneLine(err), attempt)
+	})
+	if denied != nil {
+		err = denied
+	}
+	if err != nil {
+		return exitFor(stderr, "leader", err)
+	}
+	return exitOK
+}
+
+// leaderText is the human line: key=value pairs, "-" for unknown.
+func leaderText(l *elect.Leader) string {
+	if l == nil {
+		return "no leader"
+	}
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	since := "-"
+	if !l.Since.IsZero() {
+		since = l.Since.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("leader=%s address=%s token=%d since=%s session=%s",
+		dash(l.ID), dash(l.Address), l.Token, since, dash(l.Session))
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/leaderd/leaderd/consulhttp"
+	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/nomad"
+)
+
+// runRun is `leaderd run`: wiring only. Data flows one way: the election's
+// hooks drive the child supervisor (synchronously, so the child is dead
+// before leadership is given up), its events feed metrics and publishers,
+// and the status server reads snapshots.
+func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, fs, err := parseRunConfig(args, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(stdout, fs, runSynopsis, runExamples)
+		return exitOK
+	}
+	if err != nil {
+		return exitFor(stderr, "run", err)
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+
+	client, err := consulhttp.NewClient(cfg.Consul)
+	if err != nil {
+		return exitFor(stderr, "run", usagef("consul settings: %s", oneLine(err)))
+	}
+	m := newMetrics()
+	var sup *supervisor
+	if len(cfg.Command) > 0 {
+		sup = newSupervisor(cfg.Command, cfg.ID, os.Environ(), cfg.KillTimeout, log.With("component", "child"))
+	}
+	startedAt := time.Now()
+	e, err := elect.New(meteredConsul{client, m}, elect.Config{
+		Key: cfg.Key,
+		Candidate: elect.Candidate{
+			ID: cfg.ID, Name: cfg.Service, Address: cfg.Address, AllocID: cfg.AllocID, StartedAt: startedAt,
+		},
+		TTL:           cfg.TTL,
+		LockDelay:     cfg.LockDelay,
+		RenewInterval: cfg.RenewInterval,
+		CheckTTL:      cfg.CheckTTL,
+		CheckID:       "leaderd:" + cfg.ID,
+		Margin:        cfg.margin(),
+		// Nomad's default kill_timeout is 5s: the child's share comes
+		// first, the rest is enough for release and destroy.
+		ReleaseTimeout: 2 * time.Second,
+		OnElected: func(t elect.Term) {
+			if sup != nil {
+				sup.Start(t)
+			}
+		},
+		OnStepDown: func(elect.Term, elect.Reason) {
+			if sup != nil {
+				sup.Stop()
+			}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return exitFor(stderr, "run", usagef("%s", oneLine(err)))
+	}
+
+	st := &status{id: cfg.ID, service: cfg.Service, state: e.State, metrics: m, now: time.Now}
+	var srv *statusServer
+	if cfg.Listen != "" {
+		srv, err = listenStatus(cfg.Listen, st.routes(), log)
+		if err != nil {
+			return exitFor(stderr, "run", usagef("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err))
+		}
+		go srv.Serve()
+		defer srv.Shutdown()
+	}
+	pubs, err := newPublishers(cfg, client, srv, getenv, log)
+	if err != nil {
+		return exitFor(stderr, "run", err)
+	}
+
+	log.Info("starting", "key", cfg.Key, "id", cfg.ID, "consul", client.Address(), "ttl", cfg.TTL,
+		"lock_delay", cfg.LockDelay, "check_ttl", cfg.CheckTTL, "command", len(cfg.Command) > 0)
+
+	// Signals: SIGHUP is forwarded; SIGINT/SIGTERM stop the child with the
+	// same signal, then the election (release, destroy). The election runs
+	// on its own context so the child's stop signal is set before the
+	// step-down begins.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	electCtx, cancelElect := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelElect()
+
+	events := e.Events()
+	pubCtx, stopPubs := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, p := range pubs {
+		p.Publish(nomad.Status{Role: nomad.RoleCandidate, ID: cfg.ID, Address: cfg.Address, Since: startedAt})
+		wg.Go(func() {
+			if err := p.Run(pubCtx); err != nil {
+				log.Error("publisher stopped", "err", err)
+			}
+		})
+	}
+	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State) })
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- e.Run(electCtx) }()
+
+	code, stopping := exitOK, false
+	stop := func(sig syscall.Signal) {
+		if sup != nil {
+			sup.SetStopSignal(sig)
+		}
+		stopping = true
+		cancelElect()
+	}
+	var childExits <-chan childExit
+	if sup != nil {
+		childExits = sup.Exits()
+	}
+	done := ctx.Done()
+	for {
+		select {
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				if sup != nil {
+					sup.Signal(syscall.SIGHUP)
+				}
+			case stopping:
+				// A second SIGINT/SIGTERM: don't wait out -kill-timeout.
+				log.Warn("second signal; killing child", "signal", sig.String())
+				if sup != nil {
+					sup.Signal(syscall.SIGKILL)
+				}
+			default:
+				log.Info("stopping", "signal", sig.String())
+				stop(sig.(syscall.Signal))
+			}
+		case <-done:
+			done = nil
+			if !stopping {
+				// main's NotifyContext may win the race for the signal;
+				// forward the one that arrived if we can see it.
+				sig := syscall.SIGTERM
+				select {
+				case s := <-sigs:
+					if s != syscall.SIGHUP {
+						sig = s.(syscall.Signal)
+					}
+				default:
+				}
+				log.Info("stopping", "signal", sig.String())
+				stop(sig)
+			}
+		case ex := <-childExits:
+			if stopping {
+				continue
+			}
+			if cfg.Restart {
+				log.Info("child exited; resigning and campaigning again", "code", ex.Code, "token", ex.Token)
+				go resign(electCtx, e, log)
+				continue
+			}
+			log.Info("child exited; releasing leadership and exiting with its code", "code", ex.Code, "token", ex.Token)
+			code = ex.Code
+			stop(syscall.SIGTERM)
+		case err := <-runErr:
+			st.failed.Store(true)
+			stopPubs()
+			wg.Wait()
+			if err != nil {
+				log.Error("election failed", "err", err)
+				return exitFor(stderr, "run", err)
+			}
+			log.Info("stopped", "code", code)
+			return code
+		}
+	}
+}
+
+// resign gives up leadership after the child exited by itself; the
+// election keeps campaigning and the next term starts a new child.
+func resign(ctx context.Context, e *elect.Election, log *slog.Logger) {
+	if err := e.Resign(ctx); err != nil && !errors.Is(err, elect.ErrNotLeader) && ctx.Err() == nil {
+		log.Warn("resign failed", "err", err)
+	}
+}
+
+// fanOut turns the ordered event stream into metrics and publisher
+// statuses. It ends when Run returns (the channel closes).
+func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State) {
+	for ev := range events {
+		m.event(ev)
+		if len(pubs) == 0 {
+			continue
+		}
+		s := nomad.Status{ID: cfg.ID, Address: cfg.Address, Since: ev.At, Role: nomad.RoleFollower, Session: state().Session}
+		switch ev.Kind {
+		case elect.KindElected:
+			s.Role, s.Token, s.LeaderID = nomad.RoleLeader, ev.Token, cfg.ID
+		case elect.KindLeaderChanged:
+			if ev.Leader != nil {
+				s.Token, s.LeaderID = ev.Leader.Token, ev.Leader.ID
+			}
+		case elect.KindSteppedDown:
+		default:
+			continue
+		}
+		for _, p := range pubs {
+			p.Publish(s)
+		}
+	}
+}
+
+// newPublishers builds the -publish publishers. Problems are bad input.
+func newPublishers(cfg runConfig, client *consulhttp.Client, srv *statusServer, getenv func(string) string, log *slog.Logger) ([]nomad.Publisher, error) {
+	if len(cfg.Publish) == 0 {
+		return nil, nil
+	}
+	ident := nomad.Identity{ID: cfg.ID}
+	if nomad.InNomad(getenv) {
+		var err error
+		if ident, err = nomad.IdentityFromEnv(getenv, ""); err != nil {
+			return nil, usagef("-publish: %s", oneLine(err))
+		}
+		ident.ID = cfg.ID
+	}
+	var pubs []nomad.Publisher
+	for _, name := range cfg.Publish {
+		var p nomad.Publisher
+		var err error
+		switch name {
+		case publishConsulTags:
+			p, err = newConsulTags(cfg, client, srv, ident, log)
+		case publishNomadVars:
+			var nc *nomadapi.Client
+			if nc, err = nomad.NewClientFromEnv(getenv); err == nil {
+				p, err = nomad.NewVariablesPublisher(nomad.VariablesConfig{
+					Client: nc, Identity: ident, Logger: log.With("publisher", name),
+				})
+			}
+		}
+		if err != nil {
+			return nil, usagef("-publish %s: %s", name, oneLine(err))
+		}
+		pubs = append(pubs, p)
+	}
+	return pubs, nil
+}
+
+// newConsulTags registers this instance with a leader/follower tag and a
+// Consul HTTP check on our /v1/health, so the status server is required.
+func newConsulTags(cfg runConfig, client *consulhttp.Client, srv *statusServer, ident nomad.Identity, log *slog.Logger) (nomad.Publisher, error) {
+	if cfg.Service == "" {
+		return nil, errors.New("needs -service (the Consul service name)")
+	}
+	if srv == nil {
+		return nil, errors.New("needs -listen: Consul checks the status server's /v1/health")
+	}
+	host, port, _ := net.SplitHostPort(srv.Addr())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1" // the local agent probes us
+	}
+	healthURL := fmt.Sprintf("http://%s/v1/health", net.JoinHostPort(host, port))
+	var addr string
+	var p int
+	if cfg.Address != "" {
+		h, ps, err := net.SplitHostPort(cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("-address %q: %v", cfg.Address, err)
+		}
+		if p, err = strconv.Atoi(ps); err != nil {
+			return nil, fmt.Errorf("-address %q: port %q is not a number", cfg.Address, ps)
+		}
+		addr = h
+	}
+	return nomad.NewConsulTagsPublisher(nomad.ConsulTagsConfig{
+		Agent: client, Service: cfg.Service, Address: addr, Port: p, Tags: cfg.Tags,
+		Identity: ident, HealthURL: healthURL, Logger: log.With("publisher", publishConsulTags),
+	})
+}
