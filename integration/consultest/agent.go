@@ -172,11 +172,17 @@ func (a *Agent) start(t testing.TB, newPorts bool) {
 	}
 }
 
-// running reports whether the agent's process is up (ready or not).
-func (a *Agent) running() bool {
+// current returns the latest process, nil before the first launch.
+func (a *Agent) current() *process {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.proc != nil && !a.proc.exited()
+	return a.proc
+}
+
+// running reports whether the agent's process is up (ready or not).
+func (a *Agent) running() bool {
+	p := a.current()
+	return p != nil && !p.exited()
 }
 
 func (a *Agent) setPorts(p agentPorts) {
@@ -193,9 +199,7 @@ func (a *Agent) Stop() { a.stop(false) }
 func (a *Agent) Kill() { a.stop(true) }
 
 func (a *Agent) stop(kill bool) {
-	a.mu.Lock()
-	p := a.proc
-	a.mu.Unlock()
+	p := a.current()
 	if p == nil || p.exited() {
 		return
 	}

@@ -2,9 +2,13 @@ package consultest
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +224,67 @@ func TestClusterElectsNewLeaderAfterKill(t *testing.T) {
 	}
 	if l := c.Leader(t); l == nil {
 		t.Error("no leader once the killed server is back")
+	}
+}
+
+// failingTB passes everything to the real test but reports it as failed
+// and holds back cleanups, so the harness's failure path can be observed.
+type failingTB struct {
+	testing.TB
+	logs     []string
+	cleanups []func()
+}
+
+func (f *failingTB) Failed() bool { return true }
+func (f *failingTB) Logf(format string, args ...any) {
+	f.logs = append(f.logs, fmt.Sprintf(format, args...))
+}
+func (f *failingTB) Cleanup(fn func()) { f.cleanups = append(f.cleanups, fn) }
+
+func TestFailedTestGetsLogTailAndStoppedAgent(t *testing.T) {
+	t.Parallel()
+	f := &failingTB{TB: t}
+	a := Start(f, Options{ACL: true})
+	for i := len(f.cleanups) - 1; i >= 0; i-- {
+		f.cleanups[i]()
+	}
+	if a.running() {
+		t.Error("agent still running after its cleanups")
+	}
+	out := strings.Join(f.logs, "\n")
+	for _, want := range []string{"consul agent " + a.NodeName + " log (last 50 lines", "[INFO]  agent", "=== consultest: consul agent " + a.NodeName + " exited"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("failure output lacks %q; got:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, a.Token) {
+		t.Error("failure output shows the ACL token")
+	}
+	if n := strings.Count(out, "\n"); n > 55 {
+		t.Errorf("failure output has %d lines, want about 50", n)
+	}
+}
+
+// A lost port race must be recognised so Start can retry on new ports.
+func TestPortTakenIsDetectedAsAddrInUse(t *testing.T) {
+	t.Parallel()
+	p, err := pickPorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	thief, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.http)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thief.Close()
+	a := newAgent(t, Binary(t), Options{}, "", "")
+	a.setPorts(p)
+	if err := a.launch(); err != nil {
+		t.Fatal(err)
+	}
+	err = awaitReady([]*Agent{a}, readyTimeout, a.checkReady)
+	var exited *exitedError
+	if !errors.As(err, &exited) || !exited.addrInUse {
+		t.Fatalf("awaitReady with the HTTP port taken = %v, want an exitedError with addrInUse", err)
 	}
 }

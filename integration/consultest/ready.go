@@ -27,24 +27,36 @@ const pollInterval = 50 * time.Millisecond
 func awaitReady(agents []*Agent, timeout time.Duration, ready func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	// A poll can hang on a port someone else holds; an exit must end it.
+	pollCtx, cancelPoll := context.WithCancel(ctx)
+	defer cancelPoll()
+	for _, a := range agents {
+		if p := a.current(); p != nil {
+			go func() {
+				select {
+				case <-p.done:
+					cancelPoll()
+				case <-pollCtx.Done():
+				}
+			}()
+		}
+	}
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
 		for _, a := range agents {
-			a.mu.Lock()
-			p := a.proc
-			a.mu.Unlock()
-			if p != nil && p.exited() {
+			if p := a.current(); p != nil && p.exited() {
 				return a.exitedErr(p)
 			}
 		}
-		err := ready(ctx)
+		err := ready(pollCtx)
 		if err == nil {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("consul not ready after %s: %w", timeout, err)
+		case <-pollCtx.Done(): // an agent exited; report it above
 		case <-tick.C:
 		}
 	}
