@@ -288,3 +288,18 @@ func TestPortTakenIsDetectedAsAddrInUse(t *testing.T) {
 		t.Fatalf("awaitReady with the HTTP port taken = %v, want an exitedError with addrInUse", err)
 	}
 }
+
+// Every server of an ACL cluster accepts the one shared management token.
+func TestACLClusterSharesTheManagementToken(t *testing.T) {
+	t.Parallel()
+	c := StartCluster(t, 3, Options{ACL: true})
+	for i, s := range c.Servers {
+		if s.Token != c.Servers[0].Token {
+			t.Fatalf("server %d has a different token from server 0", i)
+		}
+		put(t, s, "acl-cluster/"+s.NodeName, "v")
+		if code, body := kv(t, s, http.MethodPut, "acl-cluster/anon", "", "v"); code != http.StatusForbidden {
+			t.Errorf("anonymous PUT on %s: %d %q, want 403", s.NodeName, code, body)
+		}
+	}
+}
