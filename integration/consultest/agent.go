@@ -79,8 +79,9 @@ var agentSeq atomic.Int64
 
 // newAgent prepares an agent that isn't running yet and registers its
 // cleanups. name and token default to fresh ones; cluster servers share a
-// token because only one of them bootstraps the ACL system. Cleanups run last-registered first: Stop, then the log tail,
-// then closing the log, then removal of the directories they live in.
+// token because only one of them bootstraps the ACL system. Cleanups run
+// last-registered first: Stop, then the log tail, then closing the log,
+// then removal of the directories they live in.
 func newAgent(t testing.TB, bin string, opts Options, name, token string) *Agent {
 	t.Helper()
 	if name == "" {
@@ -122,7 +123,7 @@ func newAgent(t testing.TB, bin string, opts Options, name, token string) *Agent
 	t.Cleanup(func() { f.Close() })
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("consul agent %s log (last 50 lines of %s):\n%s", a.NodeName, a.LogPath, a.logTail(0, 50))
+			t.Logf("consul agent %s log (last 50 lines of %s):\n%s", a.NodeName, a.LogPath, a.logTail(50))
 		}
 	})
 	t.Cleanup(a.Stop)
@@ -227,14 +228,11 @@ func (a *Agent) Restart(t testing.TB) {
 	a.start(t, false)
 }
 
-// logTail returns at most n last lines of the log written from offset on.
-func (a *Agent) logTail(offset int64, n int) string {
+// logTail returns at most n last lines of the agent's log.
+func (a *Agent) logTail(n int) string {
 	b, err := os.ReadFile(a.LogPath)
 	if err != nil {
 		return fmt.Sprintf("(read %s: %v)", a.LogPath, err)
 	}
-	if offset > int64(len(b)) {
-		offset = 0
-	}
-	return lastLines(b[offset:], n)
+	return lastLines(b, n)
 }
