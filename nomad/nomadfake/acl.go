@@ -40,14 +40,15 @@ func WorkloadRules(namespace, job, group, task string) []Rule {
 	}
 }
 
-// allowed decides like Nomad's ACL: the most specific matching path rule
-// (exact match beats a glob, a longer glob beats a shorter one) says what
-// is allowed, and "deny" denies everything.
+// allowed decides like Nomad's ACL: rules with the same path pattern merge
+// (their capabilities add up, as policies do, the implicit workload policy
+// included), the most specific matching pattern (exact beats a glob, a
+// longer glob beats a shorter one) says what is allowed, and "deny" denies
+// everything.
 func allowed(rules []Rule, ns, varPath, capability string) bool {
-	var best *Rule
+	var caps []string
 	bestScore := -1
-	for i := range rules {
-		r := &rules[i]
+	for _, r := range rules {
 		if r.Namespace != "*" && r.Namespace != ns {
 			continue
 		}
@@ -63,14 +64,17 @@ func allowed(rules []Rule, ns, varPath, capability string) bool {
 		if !strings.Contains(r.PathGlob, "*") {
 			score += 1 << 20
 		}
-		if score > bestScore {
-			best, bestScore = r, score
+		switch {
+		case score > bestScore:
+			bestScore, caps = score, slices.Clone(r.Capabilities)
+		case score == bestScore:
+			caps = append(caps, r.Capabilities...)
 		}
 	}
-	if best == nil || slices.Contains(best.Capabilities, CapDeny) {
+	if slices.Contains(caps, CapDeny) {
 		return false
 	}
-	return slices.Contains(best.Capabilities, capability)
+	return slices.Contains(caps, capability)
 }
 
 // validVariablePath is Nomad's rule for variable paths (structs.validatePath).

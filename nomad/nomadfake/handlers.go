@@ -62,7 +62,9 @@ func (s *Server) serve(h func(*http.Request, string, []Rule, bool) reply) http.H
 		}
 		s.write(w, r, rep)
 		s.mu.Lock()
-		s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, HasToken: token != "", Code: rep.code})
+		network, _ := r.Context().Value(networkKey{}).(string)
+		s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
+			HasToken: token != "", Code: rep.code, Network: network})
 		s.mu.Unlock()
 	}
 }
@@ -214,6 +216,9 @@ func (s *Server) block(r *http.Request, index func() uint64) *reply {
 		s.mu.Unlock()
 		if idx > after {
 			return nil
+		}
+		if s.onBlock != nil {
+			s.onBlock()
 		}
 		select {
 		case <-ch:

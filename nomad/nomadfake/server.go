@@ -41,7 +41,10 @@ type Request struct {
 	Query    string
 	HasToken bool
 	Code     int
+	Network  string // "unix" or "tcp"; "" when served in-process by Transport
 }
+
+type networkKey struct{}
 
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
@@ -61,6 +64,7 @@ type Server struct {
 	onReq    func(*http.Request)
 	log      []Request
 	now      func() time.Time
+	onBlock  func() // tests: called when a blocking query starts waiting
 }
 
 // New returns a fake with no listeners, ACLs disabled and raft index 1.
@@ -79,7 +83,13 @@ func New() *Server {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := New()
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, networkKey{}, c.LocalAddr().Network())
+		},
+	}
 
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
