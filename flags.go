@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -167,6 +168,14 @@ func (c *consulFlags) config(getenv func(string) string) (consulhttp.Config, err
 	}
 	if (c.clientCert == "") != (c.clientKey == "") {
 		return consulhttp.Config{}, usagef("-client-cert and -client-key must be given together")
+	}
+	if c.tokenFile != "" {
+		// consulhttp reads it too, but would name CONSUL_HTTP_TOKEN_FILE.
+		f, err := os.Open(c.tokenFile)
+		if err != nil {
+			return consulhttp.Config{}, usagef("invalid -token-file: %v", err)
+		}
+		f.Close()
 	}
 	return env.Merge(consulhttp.Config{
 		Address:    c.addr,

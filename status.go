@@ -120,7 +120,7 @@ func (s *status) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if leading(st, now) {
 		v.Role, v.Token = "leader", st.Token
-		v.LeaseRemaining = leaseRemaining(st, now).Seconds()
+		v.LeaseRemaining = leaseRemaining(st, now).Round(time.Millisecond).Seconds()
 	}
 	if st.LastError != nil {
 		v.LastError = st.LastError.Error()

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/leaderd/leaderd/consulhttp"
+)
+
+func envMap(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+// TestBadInput: every bad flag or variable exits 2 with one line on stderr
+// that names the setting, before anything talks to Consul.
+func TestBadInput(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	svc := []string{"LEADERD_SERVICE", "web"}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want string // substring of the one stderr line
+	}{
+		{"no command", nil, nil, ""},
+		{"unknown command", []string{"bogus"}, nil, `leaderd: unknown command "bogus"`},
+		{"unparsable ttl flag", []string{"run", "-ttl", "abc"}, svc, `leaderd run: invalid value "abc" for flag -ttl: time: invalid duration "abc"`},
+		{"unparsable ttl env", []string{"run"}, append(svc, "LEADERD_TTL", "abc"), `invalid value "abc" for LEADERD_TTL: time: invalid duration "abc"`},
+		{"negative ttl", []string{"run", "-ttl=-5s"}, svc, `invalid -ttl -5s: must be between 1s and 24h0m0s`},
+		{"ttl too long", []string{"run", "-ttl", "48h"}, svc, `invalid -ttl 48h0m0s: must be between 1s and 24h0m0s`},
+		{"ttl too short from env", []string{"run"}, append(svc, "LEADERD_TTL", "500ms"), `invalid LEADERD_TTL 500ms`},
+		{"lock-delay over cap", []string{"run", "-lock-delay", "61s"}, svc, `invalid -lock-delay 1m1s: must be between 0s and 1m0s`},
+		{"negative lock-delay", []string{"run", "-lock-delay=-1s"}, svc, `invalid -lock-delay -1s`},
+		{"key with leading slash", []string{"run", "-key", "/a/b"}, nil, `invalid -key "/a/b": a Consul key must not start with '/'`},
+		{"key with leading slash from env", []string{"run"}, []string{"LEADERD_KEY", "/a/b"}, `invalid LEADERD_KEY "/a/b"`},
+		{"no service", []string{"run"}, nil, `-service is required outside Nomad`},
+		{"service with slash", []string{"run", "-service", "a/b"}, nil, `invalid -service "a/b"`},
+		{"renew not below ttl", []string{"run", "-renew-interval", "10s"}, svc, `invalid -renew-interval 10s: must be positive and shorter than the TTL 10s`},
+		{"negative renew", []string{"run", "-renew-interval=-1s"}, svc, `invalid -renew-interval -1s`},
+		{"kill-timeout beyond the lease", []string{"run", "-kill-timeout", "5s"}, svc, `invalid -kill-timeout 5s: ttl 10s + lock-delay 0s - (kill-timeout + 500ms) leaves 4.5s, less than two renew intervals`},
+		{"kill-timeout beyond check window", []string{"run", "-check-ttl", "3s"}, svc, `invalid -kill-timeout 2s: check-ttl 3s + lock-delay 0s - (kill-timeout + 500ms) leaves 500ms`},
+		{"negative kill-timeout", []string{"run", "-kill-timeout=-1s"}, svc, `invalid -kill-timeout -1s: must not be negative`},
+		{"negative check-ttl", []string{"run", "-check-ttl=-1s"}, svc, `invalid -check-ttl -1s`},
+		{"unknown publisher", []string{"run", "-publish", "consul-tags,dns"}, svc, `invalid -publish "dns": unknown publisher`},
+		{"bad log format", []string{"run", "-log-format", "xml"}, svc, `invalid -log-format "xml": want text or json`},
+		{"bad log level env", []string{"run"}, append(svc, "LEADERD_LOG_LEVEL", "loud"), `invalid LEADERD_LOG_LEVEL "loud"`},
+		{"unknown flag", []string{"run", "-foo"}, svc, `leaderd run: flag provided but not defined: -foo`},
+		{"no token flag", []string{"run", "-token", "s3cret"}, svc, `flag provided but not defined: -token`},
+		{"command without --", []string{"run", "./worker"}, svc, `unexpected argument "./worker": put the command after --`},
+		{"command not found", []string{"run", "--", "/nonexistent/worker"}, svc, `command "/nonexistent/worker": `},
+		{"listen without port", []string{"run", "-listen", "127.0.0.1"}, svc, `invalid -listen "127.0.0.1"`},
+		{"listen taken", []string{"run", "-listen", taken.Addr().String()}, svc, `invalid -listen "` + taken.Addr().String() + `": listen tcp`},
+		{"unreadable token file", []string{"run", "-token-file", "/nonexistent/token"}, svc, `invalid -token-file: open /nonexistent/token: no such file or directory`},
+		{"unreadable token file from env", []string{"run"}, append(svc, "CONSUL_HTTP_TOKEN_FILE", "/nonexistent/token"), `/nonexistent/token`},
+		{"unparsable ssl verify", []string{"run"}, append(svc, "CONSUL_HTTP_SSL_VERIFY", "flase"), `CONSUL_HTTP_SSL_VERIFY`},
+		{"cert without key", []string{"run", "-client-cert", "c.pem"}, svc, `-client-cert and -client-key must be given together`},
+		{"consul-tags without listen", []string{"run", "-publish", "consul-tags", "-listen", ""}, svc, `-publish consul-tags: needs -listen`},
+		{"leader without key", []string{"leader"}, nil, `leaderd leader: -service or -key is required`},
+		{"leader key with slash", []string{"leader", "-key", "/x"}, nil, `invalid -key "/x"`},
+		{"leader extra argument", []string{"leader", "-service", "web", "now"}, nil, `unexpected argument "now"`},
+		{"leader bad flag", []string{"leader", "-wait"}, nil, `flag provided but not defined: -wait`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, envMap(tc.env...), &stdout, &stderr)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
+			}
+			if tc.want == "" {
+				return
+			}
+			lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("stderr = %q, want one line containing %q", stderr.String(), tc.want)
+			}
+			if strings.Contains(stderr.String(), "s3cret") {
+				t.Errorf("stderr repeats the secret: %q", stderr.String())
+			}
+		})
+	}
+}
+
+func TestParseRunConfig(t *testing.T) {
+	nomadEnv := []string{"NOMAD_ALLOC_ID", "a1b2", "NOMAD_JOB_ID", "billing", "NOMAD_GROUP_NAME", "workers"}
+	tests := []struct {
+		name string
+		args []string
+		env  []string
+		want runConfig
+	}{{
+		name: "defaults",
+		args: []string{"-service", "web", "-id", "web-1"},
+		want: runConfig{Service: "web", Key: "services/web/leader", ID: "web-1", TTL: 10 * time.Second,
+			KillTimeout: 2 * time.Second, Listen: "127.0.0.1:8787", LogFormat: "text", LogLevel: "info"},
+	}, {
+		name: "environment twins",
+		env: []string{"LEADERD_SERVICE", "web", "LEADERD_ID", "w2", "LEADERD_TTL", "30s", "LEADERD_LOCK_DELAY", "5s",
+			"LEADERD_RENEW_INTERVAL", "4s", "LEADERD_CHECK_TTL", "9s", "LEADERD_KILL_TIMEOUT", "1s", "LEADERD_RESTART", "true",
+			"LEADERD_LISTEN", "", "LEADERD_PUBLISH", "consul-tags, nomad-vars", "LEADERD_TAGS", "a,b",
+			"LEADERD_LOG_FORMAT", "json", "LEADERD_LOG_LEVEL", "debug", "LEADERD_ADDRESS", "10.0.0.1:80"},
+		want: runConfig{Service: "web", Key: "services/web/leader", ID: "w2", Address: "10.0.0.1:80",
+			TTL: 30 * time.Second, LockDelay: 5 * time.Second, RenewInterval: 4 * time.Second, CheckTTL: 9 * time.Second,
+			KillTimeout: time.Second, Restart: true, Listen: "127.0.0.1:8787",
+			Publish: []string{"consul-tags", "nomad-vars"}, Tags: []string{"a", "b"}, LogFormat: "json", LogLevel: "debug"},
+	}, {
+		name: "flags win over environment",
+		args: []string{"-ttl", "20s", "-key", "custom/lock", "-listen", "", "-tags", "x"},
+		env:  []string{"LEADERD_SERVICE", "web", "LEADERD_ID", "w3", "LEADERD_TTL", "30s", "LEADERD_KEY", "other", "LEADERD_TAGS", "a,b"},
+		want: runConfig{Service: "web", Key: "custom/lock", ID: "w3", TTL: 20 * time.Second,
+			KillTimeout: 2 * time.Second, Tags: []string{"x"}, LogFormat: "text", LogLevel: "info"},
+	}, {
+		name: "nomad defaults",
+		env:  nomadEnv,
+		want: runConfig{Service: "billing-workers", Key: "services/billing-workers/leader", ID: "a1b2", AllocID: "a1b2",
+			TTL: 10 * time.Second, KillTimeout: 2 * time.Second, Listen: "127.0.0.1:8787", LogFormat: "text", LogLevel: "info"},
+	}, {
+		name: "command after --",
+		args: []string{"-service", "web", "-id", "x", "--", "sh", "-c", "exit 0"},
+		want: runConfig{Service: "web", Key: "services/web/leader", ID: "x", TTL: 10 * time.Second,
+			KillTimeout: 2 * time.Second, Listen: "127.0.0.1:8787", LogFormat: "text", LogLevel: "info",
+			Command: []string{"sh", "-c", "exit 0"}},
+	}, {
+		name: "consul flags over CONSUL_ variables",
+		args: []string{"-service", "web", "-id", "x", "-http-addr", "127.0.0.1:9500", "-datacenter", "dc2"},
+		env:  []string{"CONSUL_HTTP_ADDR", "127.0.0.1:8501", "CONSUL_HTTP_TOKEN", "tok", "CONSUL_DATACENTER", "dc1"},
+		want: runConfig{Service: "web", Key: "services/web/leader", ID: "x", TTL: 10 * time.Second,
+			KillTimeout: 2 * time.Second, Listen: "127.0.0.1:8787", LogFormat: "text", LogLevel: "info",
+			Consul: consulhttp.Config{Address: "127.0.0.1:9500", Token: "tok", Datacenter: "dc2"}},
+	}}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := parseRunConfig(tc.args, envMap(tc.env...))
+			if err != nil {
+				t.Fatalf("parseRunConfig: %v", err)
+			}
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDefaultID(t *testing.T) {
+	got, _, err := parseRunConfig([]string{"-service", "web"}, envMap())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(got.ID, "-"+strconv.Itoa(os.Getpid())) {
+		t.Errorf("id = %q, want <hostname>-<pid>", got.ID)
+	}
+}
+
+// TestHelpAndVersion: -h everywhere prints usage with examples on stdout
+// and exits 0.
+func TestHelpAndVersion(t *testing.T) {
+	tests := []struct {
+		args []string
+		want []string // substrings of stdout
+	}{
+		{[]string{"-h"}, []string{"Usage: leaderd <command>", "Examples:", "Exit codes:"}},
+		{[]string{"help"}, []string{"Usage: leaderd <command>"}},
+		{[]string{"help", "run"}, []string{"Usage: leaderd run", "-kill-timeout duration", "[LEADERD_KILL_TIMEOUT]", "-http-addr", "Examples:"}},
+		{[]string{"run", "-h"}, []string{"Usage: leaderd run", "Exit codes:"}},
+		{[]string{"leader", "--help"}, []string{"Usage: leaderd leader", "-watch", "Examples:"}},
+		{[]string{"demo", "-h"}, []string{"Usage: leaderd demo", "Examples:"}},
+		{[]string{"version"}, []string{"leaderd ", runtime.Version()}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, envMap(), &stdout, &stderr); code != exitOK {
+				t.Errorf("exit code = %d, want 0; stderr: %s", code, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stdout.String(), w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout.String())
+				}
+			}
+		})
+	}
+}
