@@ -21,6 +21,8 @@ type ConsulAgent interface {
 	DeregisterService(ctx context.Context, id string) error
 }
 
+var _ ConsulAgent = (*consulhttp.Client)(nil)
+
 // Tags this publisher puts on the service: exactly one of them, so
 // ?tag=leader and leader.<service>.service.consul give the leader alone.
 const (
