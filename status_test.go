@@ -178,7 +178,9 @@ func (f fakeConsul) RenewSession(context.Context, string) (*consulhttp.SessionEn
 	return &consulhttp.SessionEntry{}, f.err
 }
 
-func (f fakeConsul) Acquire(context.Context, string, string, []byte) (bool, error) { return false, f.err }
+func (f fakeConsul) Acquire(context.Context, string, string, []byte) (bool, error) {
+	return false, f.err
+}
 
 func TestMeteredConsulErrors(t *testing.T) {
 	tests := []struct {

@@ -5,9 +5,6 @@ import (
 	"io"
 )
 
-func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	return 1
-}
 func runJobspec(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	return 1
 }
