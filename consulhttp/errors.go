@@ -1,6 +1,7 @@
 package consulhttp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,8 +31,9 @@ func (e *StatusError) Error() string {
 
 // RequestError is a request that got no HTTP answer: connection refused or
 // reset, DNS, TLS, or no answer within the request's timeout. It is
-// retryable. A request stopped because the caller's ctx ended is not a
-// RequestError: it returns the ctx's error.
+// retryable, except a failed TLS certificate verification. A request stopped
+// because the caller's ctx ended is not a RequestError: it returns the ctx's
+// error.
 type RequestError struct {
 	Method string
 	Path   string
@@ -96,14 +98,16 @@ var permanent500 = []string{
 // IsRetryable says whether sending the same request again may succeed:
 // connection errors and timeouts (RequestError), 429, 502, 503, 504, and 500
 // unless Consul said the request itself is wrong (see permanent500). 4xx are
-// final. The caller's own ctx cancellation is not retryable.
+// final. The caller's own ctx cancellation is not retryable, nor is a server
+// certificate we do not trust (wrong CA file or server name: configuration).
 func IsRetryable(err error) bool {
 	if err == nil {
 		return false
 	}
 	var re *RequestError
 	if errors.As(err, &re) {
-		return true
+		var cve *tls.CertificateVerificationError
+		return !errors.As(re.Err, &cve)
 	}
 	var se *StatusError
 	if !errors.As(err, &se) {
