@@ -245,4 +245,3 @@ func TestAddressNeverShowsSecrets(t *testing.T) {
 		}
 	}
 }
-

@@ -46,7 +46,7 @@ func FuzzDecodeSessions(f *testing.F) {
 		for i, s := range sessions {
 			wire[i] = sessionWire{
 				ID: s.ID, Name: s.Name, Node: s.Node, Behavior: s.Behavior,
-				LockDelay: json.RawMessage(strconv.FormatInt(int64(s.LockDelay), 10)),
+				LockDelay:  json.RawMessage(strconv.FormatInt(int64(s.LockDelay), 10)),
 				NodeChecks: s.NodeChecks, ServiceChecks: s.ServiceChecks,
 				CreateIndex: s.CreateIndex, ModifyIndex: s.ModifyIndex,
 			}
