@@ -28,7 +28,7 @@ type logLine struct {
 	raw    string
 }
 
-func (l logLine) msg() string         { s, _ := l.f["msg"].(string); return s }
+func (l logLine) msg() string           { s, _ := l.f["msg"].(string); return s }
 func (l logLine) str(key string) string { s, _ := l.f[key].(string); return s }
 func (l logLine) num(key string) int64 {
 	f, _ := l.f[key].(float64)
