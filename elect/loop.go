@@ -60,12 +60,12 @@ func (l *loop) run() error {
 			l.stepDown(ReasonLeaseExpired)
 			continue
 		}
-		if l.watchCh == nil && !now.Before(l.watchRetryAt) {
-			l.startWatch()
-		}
 		if !l.leading && l.wantAcquire() && !now.Before(l.acquireAt) {
 			l.tryAcquire()
 			continue
+		}
+		if l.watchCh == nil && !now.Before(l.watchRetryAt) {
+			l.startWatch()
 		}
 		wake.Reset(l.nextWake(now))
 		select {
@@ -148,6 +148,12 @@ func (l *loop) wantAcquire() bool {
 	if !l.seen || l.sess.ID == "" || time.Now().Before(l.holdOffUntil) {
 		return false
 	}
+	// A session whose last proof is too old to give a lease (renews
+	// failing, or abandoned after a lease expiry) must not take the key:
+	// wait for a fresh proof or a new session.
+	if !time.Now().Before(l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)) {
+		return false
+	}
 	return l.last == nil || l.last.Session == "" || l.last.Session == l.sess.ID
 }
 
@@ -217,9 +223,12 @@ func (l *loop) observe(p *consulhttp.KVPair) {
 	free := p == nil || p.Session == ""
 	if free && (!wasFree || l.freeSince.IsZero()) {
 		l.freeSince = time.Now()
-		l.acquireFails = 0
-		l.acquireAt = time.Time{}
-		_ = prev
+		// Someone else's term ended: try at once. If it was our own
+		// key we just gave back, keep the backoff we are in.
+		if prev == nil || prev.Session != l.sess.ID {
+			l.acquireFails = 0
+			l.acquireAt = time.Time{}
+		}
 	}
 	if !free {
 		l.freeSince = time.Time{}
@@ -297,11 +306,11 @@ func (l *loop) tryAcquire() {
 		// Held by someone the watch will show us, or lock-delay: the last
 		// holder's session was invalidated less than its lock-delay ago.
 		// Retry when that delay is over, then back off; never spin.
-		l.acquireFails++
-		wait := backoff(l.acquireFails)
-		if l.acquireFails == 1 {
-			end := l.freeSince.Add(lockDelayOf(l.last, l.e.sess.cfg.LockDelay))
-			wait = max(time.Until(end), 0) + 20*time.Millisecond
+		const slack = 20 * time.Millisecond
+		wait := time.Until(l.freeSince.Add(lockDelayOf(l.last, l.e.sess.cfg.LockDelay))) + slack
+		if wait <= slack {
+			l.acquireFails++
+			wait = backoff(l.acquireFails)
 		}
 		l.acquireAt = time.Now().Add(wait)
 		l.e.log.Debug("acquire refused; lock-delay or held", "retry_in", wait)
@@ -365,7 +374,8 @@ func (l *loop) stepDown(reason Reason) {
 	l.restartWatch()
 	l.leader = nil
 	l.last = nil
-	l.seen = false // read the key again before trying to acquire
+	l.seen = false // read the key again (without blocking) before trying to acquire
+	l.index = 0
 }
 
 // release gives the key back, leaving a value that says it is free. Bounded

@@ -85,15 +85,15 @@ type Event struct {
 
 // State is a snapshot.
 type State struct {
-	Key        string
-	Leading    bool
-	Token      uint64
-	Session    string
-	Leader     *Leader
-	LeaseEnd   time.Time // zero unless leading
-	LastRenew  time.Time // last successful proof
-	LastError  error     // last Consul error (nil once a request succeeds)
-	Reachable  bool      // last request to Consul succeeded
+	Key       string
+	Leading   bool
+	Token     uint64
+	Session   string
+	Leader    *Leader
+	LeaseEnd  time.Time // zero unless leading
+	LastRenew time.Time // last successful proof
+	LastError error     // last Consul error (nil once a request succeeds)
+	Reachable bool      // last request to Consul succeeded
 }
 
 // Config of an Election. Zero durations take defaults; see Validate.
@@ -133,4 +133,3 @@ type Config struct {
 
 	Logger *slog.Logger
 }
-
