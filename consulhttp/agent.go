@@ -26,7 +26,28 @@ func (c *Client) RegisterCheck(ctx context.Context, chk AgentCheck) error {
 	if chk.Name == "" {
 		return errors.New("consul: register check: empty check Name")
 	}
-	return c.putJSON(ctx, "/v1/agent/check/register", chk)
+	return c.putJSON(ctx, "/v1/agent/check/register", checkRegistration{
+		ID: chk.CheckID, Name: chk.Name, Notes: chk.Notes, ServiceID: chk.ServiceID, TTL: chk.TTL,
+		HTTP: chk.HTTP, Method: chk.Method, Interval: chk.Interval, Timeout: chk.Timeout,
+		Status: chk.Status, DeregisterCriticalServiceAfter: chk.DeregisterCriticalServiceAfter,
+	})
+}
+
+// checkRegistration is an AgentCheck as /v1/agent/check/register wants it:
+// the check's ID is "ID" there ("CheckID" in a service registration's
+// Checks), and the endpoint refuses unknown fields with a 400.
+type checkRegistration struct {
+	ID                             string `json:",omitempty"`
+	Name                           string `json:",omitempty"`
+	Notes                          string `json:",omitempty"`
+	ServiceID                      string `json:",omitempty"`
+	TTL                            string `json:",omitempty"`
+	HTTP                           string `json:",omitempty"`
+	Method                         string `json:",omitempty"`
+	Interval                       string `json:",omitempty"`
+	Timeout                        string `json:",omitempty"`
+	Status                         string `json:",omitempty"`
+	DeregisterCriticalServiceAfter string `json:",omitempty"`
 }
 
 // DeregisterCheck removes a check from the local agent.

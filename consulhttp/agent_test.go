@@ -36,7 +36,7 @@ func TestAgentCalls(t *testing.T) {
 			call: func(c *Client) error {
 				return c.RegisterCheck(ctx, AgentCheck{CheckID: "leaderd-ttl", Name: "leaderd", TTL: "15s", Status: StatusPassing})
 			},
-			want: sent{"PUT", "/v1/agent/check/register", `{"CheckID":"leaderd-ttl","Name":"leaderd","TTL":"15s","Status":"passing"}`},
+			want: sent{"PUT", "/v1/agent/check/register", `{"ID":"leaderd-ttl","Name":"leaderd","TTL":"15s","Status":"passing"}`},
 		},
 		{
 			name: "deregister check",

@@ -118,6 +118,8 @@ type KVPair struct {
 
 // AgentCheck is a check definition for service or check registration.
 type AgentCheck struct {
+	// CheckID is sent as "CheckID" in ServiceRegistration.Checks and as
+	// "ID" by RegisterCheck, as each endpoint wants it.
 	CheckID                        string `json:",omitempty"`
 	Name                           string `json:",omitempty"`
 	Notes                          string `json:",omitempty"`
@@ -149,7 +151,9 @@ const (
 	StatusCritical = "critical"
 )
 
-// ErrSessionNotFound: renew of an unknown or expired session (404).
+// ErrSessionNotFound: renew of an unknown or expired session (404), or an
+// acquire/release naming a session Consul does not have (500 "invalid
+// session"). The *StatusError stays reachable with errors.As.
 var ErrSessionNotFound = errors.New("consulhttp: session not found")
 
 // StatusError is any non-2xx answer. Body is Consul's (trimmed, bounded)
