@@ -17,10 +17,10 @@ type keyJob struct {
 }
 
 type keyUpdate struct {
-	MaxParallel                                        int
-	HealthCheck                                        string
+	MaxParallel                                       int
+	HealthCheck                                       string
 	MinHealthyTime, HealthyDeadline, ProgressDeadline time.Duration
-	AutoRevert                                         bool
+	AutoRevert                                        bool
 }
 
 type keyGroup struct {
@@ -233,10 +233,10 @@ func attr[T any](b *hclBlock, name string) T {
 	return v
 }
 
-func str(b *hclBlock, name string) string      { return attr[string](b, name) }
-func num(b *hclBlock, name string) int         { return attr[int](b, name) }
-func boolean(b *hclBlock, name string) bool    { return attr[bool](b, name) }
-func strs(b *hclBlock, name string) []string   { return hclNormalize(attr[[]any](b, name)).([]string) }
+func str(b *hclBlock, name string) string    { return attr[string](b, name) }
+func num(b *hclBlock, name string) int       { return attr[int](b, name) }
+func boolean(b *hclBlock, name string) bool  { return attr[bool](b, name) }
+func strs(b *hclBlock, name string) []string { return hclNormalize(attr[[]any](b, name)).([]string) }
 func dur(b *hclBlock, name string) time.Duration {
 	d, err := time.ParseDuration(str(b, name))
 	if err != nil {
