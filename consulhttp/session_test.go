@@ -50,8 +50,8 @@ func TestCreateSessionBody(t *testing.T) {
 	}
 }
 
-// renewAnswer is what Consul 1.16.3 answers to a renew (captured from a
-// real agent): LockDelay in nanoseconds, TTL as a string.
+// renewAnswer has the shape of Consul 1.16.3's answer to a renew (see the
+// seed corpus for verbatim ones): LockDelay in nanoseconds, TTL a string.
 const renewAnswer = `[{"ID":"0b4b5d8e-62f1-5a4c-ff56-5e6b5c1dbb1f","Name":"leaderd","Node":"node-a","LockDelay":15000000000,"Behavior":"release","TTL":"10s","NodeChecks":["serfHealth"],"ServiceChecks":null,"CreateIndex":21,"ModifyIndex":21}]`
 
 func TestRenewSession(t *testing.T) {
