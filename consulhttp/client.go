@@ -36,7 +36,8 @@ func NewClient(cfg Config) (*Client, error) {
 	var errs []error
 	ep, err := parseAddress(cfg.Address, cfg.Scheme)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("consul address (%s): %w", EnvHTTPAddr, err))
+		// From the environment or a flag: parseAddress names the value.
+		errs = append(errs, fmt.Errorf("consul %w", err))
 	}
 	c := &Client{endpoint: ep, token: cfg.Token, timeout: cfg.RequestTimeout, params: url.Values{}}
 	if cfg.TokenFile != "" {

@@ -218,7 +218,7 @@ func TestNewClientReportsEveryProblem(t *testing.T) {
 		TLS:            TLSConfig{CAFile: filepath.Join(dir, "ca.pem"), CertFile: "/c.pem"},
 	})
 	want := []string{
-		`consul address (CONSUL_HTTP_ADDR): address "gopher://x": unknown scheme "gopher"`,
+		`consul address "gopher://x": unknown scheme "gopher"`,
 		"token file (CONSUL_HTTP_TOKEN_FILE)",
 		"request timeout -1s: must not be negative",
 		"CA file (CONSUL_CACERT)",
