@@ -182,6 +182,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"run", "-h"}, []string{"Usage: leaderd run", "Exit codes:"}},
 		{[]string{"leader", "--help"}, []string{"Usage: leaderd leader", "-watch", "Examples:"}},
 		{[]string{"demo", "-h"}, []string{"Usage: leaderd demo", "Examples:"}},
+		{[]string{"jobspec", "-h"}, []string{"Usage: leaderd jobspec", "-mode", "Examples:"}},
 		{[]string{"version"}, []string{"leaderd ", runtime.Version()}},
 	}
 	for _, tc := range tests {
