@@ -78,7 +78,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 		return exitFor(stderr, "leader", usagef("consul settings: %s", oneLine(err)))
 	}
 
-	print := func(l *elect.Leader) {
+	show := func(l *elect.Leader) {
 		if asJSON {
 			b, _ := json.Marshal(leaderLine{Time: time.Now().UTC(), Leader: viewOf(l)})
 			fmt.Fprintf(stdout, "%s\n", b)
@@ -95,7 +95,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 		if err != nil {
 			return exitFor(stderr, "leader", err)
 		}
-		print(l)
+		show(l)
 		if l == nil {
 			return exitNoLeader
 		}
@@ -107,7 +107,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	defer cancel()
 	var denied error
 	err = elect.Observe(wctx, client, key, func(l *elect.Leader) bool {
-		print(l)
+		show(l)
 		return true
 	}, func(err error, attempt int) {
 		if consulhttp.IsPermissionDenied(err) {

@@ -163,11 +163,19 @@ func (s *supervisor) reportExit(c *child, code int) {
 func (s *supervisor) Stop() {
 	s.mu.Lock()
 	c := s.cur
-	s.cur = nil
 	s.mu.Unlock()
 	if c == nil {
 		return
 	}
+	// cur stays set until the child is gone, so Signal can still reach
+	// it (a second SIGTERM escalates to SIGKILL).
+	defer func() {
+		s.mu.Lock()
+		if s.cur == c {
+			s.cur = nil
+		}
+		s.mu.Unlock()
+	}()
 	c.stopping.Store(true)
 	<-c.started
 	sig := syscall.Signal(s.stopSig.Load())
