@@ -681,3 +681,27 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("defaults rejected: %v", err)
 	}
 }
+
+func TestShutdownWhileWantingTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		f.fail = func(op string) error {
+			if op == "acquire" {
+				return &consulhttp.StatusError{Method: "PUT", Path: "/v1/kv/k", Code: 500, Body: "No cluster leader"}
+			}
+			return nil
+		}
+		a := start(t, f, "a", Config{})
+		synctest.Wait()
+		before := f.count("acquire")
+		// Cancel while the candidate wants the free key: Run must return,
+		// not retry the acquire (whose failure is now ctx's) in a loop.
+		a.cancel()
+		if err := <-a.done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if got := f.count("acquire") - before; got > 1 {
+			t.Errorf("%d acquires after cancel, want ≤ 1", got)
+		}
+	})
+}

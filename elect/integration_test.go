@@ -371,7 +371,9 @@ func TestRealAgentRestartLosesState(t *testing.T) {
 
 func TestRealHundredCandidates(t *testing.T) {
 	t.Parallel()
-	a := consultest.Start(t, consultest.Options{HCL: fastTTL})
+	// 100 candidates on one host hold ~200 connections from 127.0.0.1:
+	// Consul's default limit per client address is 200.
+	a := consultest.Start(t, consultest.Options{HCL: append(fastTTL, `limits { http_max_conns_per_client = 1000 }`)})
 	o := &overlapCheck{t: t}
 	cfg := elect.Config{Margin: 500 * time.Millisecond}
 	var rs []*runner
@@ -393,6 +395,16 @@ func TestRealHundredCandidates(t *testing.T) {
 func oneLeaderOtherThan(t *testing.T, rs []*runner, old *runner, limit time.Duration) *runner {
 	t.Helper()
 	var l *runner
+	defer func() {
+		if t.Failed() {
+			for _, r := range rs {
+				st := r.e.State()
+				if st.Leading || st.LastError != nil {
+					t.Logf("%s: leading=%v leader=%v err=%v", r.id, st.Leading, st.Leader, st.LastError)
+				}
+			}
+		}
+	}()
 	eventually(t, limit, "a new single leader", func() bool {
 		ls := leadersOf(rs)
 		if len(ls) == 1 && ls[0] != old {

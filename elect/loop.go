@@ -53,6 +53,14 @@ func (l *loop) run() error {
 	defer wake.Stop()
 	defer l.stopWatch()
 	for {
+		if l.ctx.Err() != nil {
+			// Checked first: a request that fails because ctx is done
+			// must not send the loop round again.
+			if l.leading {
+				l.stepDown(ReasonShutdown)
+			}
+			return nil
+		}
 		now := time.Now()
 		// Every wake-up starts with the clock: a process that was paused
 		// must not act as leader past its lease.
