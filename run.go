@@ -116,12 +116,14 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			}
 		})
 	}
-	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State) })
+	denied := make(chan error, 1)
+	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State, denied) })
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- e.Run(electCtx) }()
 
 	code, stopping := exitOK, false
+	var deniedErr error
 	stop := func(sig syscall.Signal) {
 		if sup != nil {
 			sup.SetStopSignal(sig)
@@ -180,10 +182,21 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			log.Info("child exited; releasing leadership and exiting with its code", "code", ex.Code, "token", ex.Token)
 			code = ex.Code
 			stop(syscall.SIGTERM)
+		case err := <-denied:
+			// Consul refused the token: no retry can fix a missing
+			// permission. Stop cleanly and say which one.
+			if !stopping {
+				log.Error("consul denied a request; stopping", "err", err)
+				deniedErr = err
+				stop(syscall.SIGTERM)
+			}
 		case err := <-runErr:
 			st.failed.Store(true)
 			stopPubs()
 			wg.Wait()
+			if err == nil {
+				err = deniedErr
+			}
 			if err != nil {
 				log.Error("election failed", "err", err)
 				return exitFor(stderr, "run", err)
@@ -203,10 +216,17 @@ func resign(ctx context.Context, e *elect.Election, log *slog.Logger) {
 }
 
 // fanOut turns the ordered event stream into metrics and publisher
-// statuses. It ends when Run returns (the channel closes).
-func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State) {
+// statuses, and reports the first ACL denial on denied. It ends when Run
+// returns (the channel closes).
+func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error) {
 	for ev := range events {
 		m.event(ev)
+		if ev.Kind == elect.KindError && consulhttp.IsPermissionDenied(ev.Err) {
+			select {
+			case denied <- ev.Err:
+			default:
+			}
+		}
 		if len(pubs) == 0 {
 			continue
 		}
