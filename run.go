@@ -146,12 +146,12 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 				}
 			case stopping:
 				// A second SIGINT/SIGTERM: don't wait out -kill-timeout.
-				log.Warn("second signal; killing child", "signal", sig.String())
+				log.Warn("second signal; killing child", "signal", signalName(sig))
 				if sup != nil {
 					sup.Signal(syscall.SIGKILL)
 				}
 			default:
-				log.Info("stopping", "signal", sig.String())
+				log.Info("stopping", "signal", signalName(sig))
 				stop(sig.(syscall.Signal))
 			}
 		case <-done:
@@ -167,7 +167,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 					}
 				default:
 				}
-				log.Info("stopping", "signal", sig.String())
+				log.Info("stopping", "signal", signalName(sig))
 				stop(sig)
 			}
 		case ex := <-childExits:

@@ -186,7 +186,7 @@ func (s *supervisor) Stop() {
 		<-c.exited
 		return
 	}
-	s.log.Info("stopping child", "pid", c.pid, "signal", sig.String(), "kill_timeout", s.killTimeout)
+	s.log.Info("stopping child", "pid", c.pid, "signal", signalName(sig), "kill_timeout", s.killTimeout)
 	t := time.NewTimer(s.killTimeout)
 	defer t.Stop()
 	select {
@@ -267,4 +267,26 @@ func waitExited(pid int) error {
 		}
 		return errno
 	}
+}
+
+// signalName is the conventional name (SIGTERM), stable in logs; the
+// syscall package only has descriptions ("terminated").
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGKILL:
+		return "SIGKILL"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	case syscall.SIGUSR1:
+		return "SIGUSR1"
+	case syscall.SIGUSR2:
+		return "SIGUSR2"
+	}
+	return sig.String()
 }
