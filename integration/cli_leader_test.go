@@ -228,3 +228,18 @@ func checkAgentGone(t *testing.T, out string) {
 		t.Errorf("the demo's consul agent at %s still answers after the demo", m[1])
 	}
 }
+
+// TestConsulRefusesTTL: a TTL below the agent's session_ttl_min (10s by
+// default) passes leaderd's own check (1s..24h) and is refused by Consul;
+// leaderd exits 1 with Consul's message instead of retrying forever.
+func TestConsulRefusesTTL(t *testing.T) {
+	agent := consultest.Start(t, consultest.Options{})
+	env := []string{"CONSUL_HTTP_ADDR=" + agent.Addr}
+	code, _, stderr := runOnce(t, 15*time.Second, env, "run", "-service", "short", "-ttl", "5s", "-kill-timeout", "500ms", "-listen", "")
+	if code != 1 {
+		t.Errorf("exit code = %d, want 1", code)
+	}
+	if last := lastLine(stderr); !strings.HasPrefix(last, "leaderd run: ") || !strings.Contains(last, "Invalid Session TTL") {
+		t.Errorf("last stderr line %q, want leaderd run: ... Invalid Session TTL ...", last)
+	}
+}
