@@ -60,6 +60,7 @@ func TestBadInput(t *testing.T) {
 		{"negative kill-timeout", []string{"run", "-kill-timeout=-1s"}, svc, `invalid -kill-timeout -1s: must not be negative`},
 		{"negative check-ttl", []string{"run", "-check-ttl=-1s"}, svc, `invalid -check-ttl -1s`},
 		{"unknown publisher", []string{"run", "-publish", "consul-tags,dns"}, svc, `invalid -publish "dns": unknown publisher`},
+		{"bad boolean env", []string{"run"}, append(svc, "LEADERD_RESTART", "yes"), `invalid value "yes" for LEADERD_RESTART: want true or false`},
 		{"bad log format", []string{"run", "-log-format", "xml"}, svc, `invalid -log-format "xml": want text or json`},
 		{"bad log level env", []string{"run"}, append(svc, "LEADERD_LOG_LEVEL", "loud"), `invalid LEADERD_LOG_LEVEL "loud"`},
 		{"unknown flag", []string{"run", "-foo"}, svc, `leaderd run: flag provided but not defined: -foo`},

@@ -115,6 +115,9 @@ func (fs *flagSet) parse(args []string, getenv func(string) string) error {
 			return
 		}
 		if err := f.Value.Set(v); err != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				err = errors.New("want true or false")
+			}
 			errs = append(errs, usagef("invalid value %q for %s: %v", v, name, err))
 			return
 		}
