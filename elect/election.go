@@ -113,7 +113,7 @@ func (e *Election) Run(ctx context.Context) error {
 	l := &loop{e: e, ctx: ctx, sessErr: sessErr}
 	err := l.run()
 	stopSession()
-	if e.ownSession {
+	if e.ownSession && !l.sessGone {
 		if serr := <-sessErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 			err = serr
 		}

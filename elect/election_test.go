@@ -705,3 +705,56 @@ func TestShutdownWhileWantingTheKey(t *testing.T) {
 		}
 	})
 }
+
+func TestPermanentErrorsEndRun(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(f *fakeConsul)
+		want  string
+	}{
+		{"ttl refused", func(f *fakeConsul) { f.minTTL = time.Hour }, "Invalid Session TTL"},
+		{"acquire denied", func(f *fakeConsul) {
+			f.fail = func(op string) error {
+				if op == "acquire" {
+					return &consulhttp.StatusError{Method: "PUT", Path: "/v1/kv/k", Code: 403, Body: `Permission denied: token lacks permission 'key:write' on "k"`}
+				}
+				return nil
+			}
+		}, "key:write"},
+		{"watch denied", func(f *fakeConsul) {
+			f.fail = func(op string) error {
+				if op == "get" {
+					return &consulhttp.StatusError{Method: "GET", Path: "/v1/kv/k", Code: 403, Body: `Permission denied: token lacks permission 'key:read' on "k"`}
+				}
+				return nil
+			}
+		}, "key:read"},
+		{"renew denied", func(f *fakeConsul) {
+			f.fail = func(op string) error {
+				if op == "renew" {
+					return &consulhttp.StatusError{Method: "PUT", Path: "/v1/session/renew/x", Code: 403, Body: `Permission denied: token lacks permission 'session:write' on "n"`}
+				}
+				return nil
+			}
+		}, "session:write"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFake(t)
+				tt.setup(f)
+				e, err := New(f, Config{Key: "k", Candidate: Candidate{ID: "a"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				err = e.Run(t.Context())
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("Run = %v, want an error saying %q", err, tt.want)
+				}
+				if e.State().Leading {
+					t.Errorf("still leading after Run returned")
+				}
+			})
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
@@ -17,6 +18,8 @@ type loop struct {
 
 	sess     sessionState
 	sessWake <-chan struct{}
+	sessGone bool  // the session's Run returned (its error was taken from sessErr)
+	fatal    error // a Consul answer retrying can't fix (ACL denied): Run returns it
 
 	leading  bool
 	term     Term
@@ -53,6 +56,12 @@ func (l *loop) run() error {
 	defer wake.Stop()
 	defer l.stopWatch()
 	for {
+		if l.fatal != nil {
+			if l.leading {
+				l.stepDown(ReasonShutdown)
+			}
+			return l.fatal
+		}
 		if l.ctx.Err() != nil {
 			// Checked first: a request that fails because ctx is done
 			// must not send the loop round again.
@@ -84,6 +93,7 @@ func (l *loop) run() error {
 			return nil
 		case err := <-l.sessErr:
 			// Our own session gave up (ACL denied, bad TTL): nothing to retry.
+			l.sessGone = true
 			if l.leading {
 				l.stepDown(ReasonSessionInvalidated)
 			}
@@ -195,6 +205,10 @@ func (l *loop) onWatch(r watchResult) {
 		if l.ctx.Err() != nil {
 			return
 		}
+		if consulhttp.IsPermissionDenied(r.err) {
+			l.fatal = fmt.Errorf("elect: watch %s: %w", l.e.cfg.Key, r.err)
+			return
+		}
 		l.watchFails++
 		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
 		l.e.setState(func(s *State) { s.LastError, s.Reachable = r.err, false })
@@ -300,12 +314,16 @@ func (l *loop) tryAcquire() {
 		if l.ctx.Err() != nil {
 			return
 		}
+		if consulhttp.IsPermissionDenied(err) {
+			l.fatal = fmt.Errorf("elect: acquire %s: %w", l.e.cfg.Key, err)
+			return
+		}
 		l.acquireFails++
 		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
 		if isInvalidSession(err) {
 			l.e.sess.requestReset(sid)
 		}
-		l.e.setState(func(s *State) { s.LastError, s.Reachable = err, consulhttp.IsRetryable(err) == false })
+		l.e.setState(func(s *State) { s.LastError, s.Reachable = err, !consulhttp.IsRetryable(err) })
 		l.e.log.Warn("acquire failed", "attempt", l.acquireFails, "err", err)
 		l.emit(Event{Kind: KindError, Err: err, Attempt: l.acquireFails})
 		return

@@ -166,10 +166,10 @@ func (s *Session) Run(ctx context.Context) error {
 		}
 		attempt = 0
 		log.Debug("session created", "session", id)
-		s.keep(ctx, id)
-		if ctx.Err() != nil {
+		err = s.keep(ctx, id)
+		if ctx.Err() != nil || err != nil {
 			s.destroy(id)
-			return nil
+			return err
 		}
 		s.update(func(st *sessionState) { st.ID = "" })
 	}
@@ -212,8 +212,9 @@ func (s *Session) create(ctx context.Context) (string, error) {
 }
 
 // keep renews session id (and passes its check) until it is lost, a reset
-// is requested, or ctx is canceled.
-func (s *Session) keep(ctx context.Context, id string) {
+// is requested, or ctx is canceled. It returns an error only when Consul
+// denies the renew (ACL): retrying can't fix that.
+func (s *Session) keep(ctx context.Context, id string) error {
 	log := s.cfg.Logger.With("session", id)
 	kctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -227,16 +228,16 @@ func (s *Session) keep(ctx context.Context, id string) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-lost:
 			log.Warn("session check lost; creating a new session")
 			s.destroy(id)
-			return
+			return nil
 		case rid := <-s.reset:
 			if rid == id {
 				log.Info("session abandoned; creating a new session")
 				s.destroy(id)
-				return
+				return nil
 			}
 		case <-renew.C:
 			sent := time.Now()
@@ -246,10 +247,12 @@ func (s *Session) keep(ctx context.Context, id string) {
 			switch {
 			case errors.Is(err, consulhttp.ErrSessionNotFound):
 				log.Warn("session not found on renew; creating a new session")
-				return
+				return nil
+			case consulhttp.IsPermissionDenied(err):
+				return fmt.Errorf("elect: renew session: %w", err)
 			case err != nil:
 				if ctx.Err() != nil {
-					return
+					return nil
 				}
 				failures++
 				s.update(func(st *sessionState) { st.Err, st.Attempt = err, failures })
