@@ -3,6 +3,7 @@ package consulhttp
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -172,6 +173,9 @@ func parseAddress(addr, scheme string) (endpoint, error) {
 		if strings.ContainsAny(addr, "/?#@ ") {
 			return endpoint{}, fmt.Errorf("address %q: %s", addr, forms)
 		}
+		if err := checkHost(addr); err != nil {
+			return endpoint{}, fmt.Errorf("address %q: %w", addr, err)
+		}
 		e.host = addr
 		return e, nil
 	}
@@ -193,11 +197,34 @@ func parseAddress(addr, scheme string) (endpoint, error) {
 	if host == "" || strings.ContainsAny(host, "?#@ ") {
 		return endpoint{}, fmt.Errorf("address %q: %s", addr, forms)
 	}
+	if err := checkHost(host); err != nil {
+		return endpoint{}, fmt.Errorf("address %q: %w", addr, err)
+	}
 	e.host = host
 	if prefix = strings.TrimSuffix(prefix, "/"); prefix != "" {
 		e.prefix = "/" + prefix
 	}
 	return e, nil
+}
+
+// checkHost refuses a host[:port] that no request could reach: an IPv6
+// address without brackets, anything Go's URL parser rejects, a port that
+// is not a number in 1..65535. Caught here it is bad input (exit 2); caught
+// at the first request it would be a connection error, retried forever.
+func checkHost(host string) error {
+	if strings.Count(host, ":") > 1 && !strings.HasPrefix(host, "[") {
+		return errors.New("an IPv6 address needs brackets, e.g. [::1]:8500")
+	}
+	if i := strings.LastIndex(host, ":"); i > strings.LastIndex(host, "]") {
+		port := host[i+1:]
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q is not a number between 1 and 65535", port)
+		}
+	}
+	if _, err := url.Parse("http://" + host + "/"); err != nil {
+		return fmt.Errorf("not a host:port (%v)", errors.Unwrap(err))
+	}
+	return nil
 }
 
 // String is the address as a user would type it, for logs.
