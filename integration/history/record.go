@@ -125,64 +125,82 @@ func ParseLeaderd(candidate string, pid int, line []byte) (e Event, ok bool) {
 	return e, true
 }
 
+// ChildLog follows the file ChildScript appends to (FollowChildLog).
+type ChildLog struct {
+	h      *History
+	path   string
+	every  time.Duration
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards off and partial: Flush and the tail goroutine both read
+	off     int64
+	partial []byte
+}
+
 // FollowChildLog tails the file ChildScript appends to (it need not exist
 // yet), adds every record to h, and watches every child that starts until
 // it is gone (WatchChild). Reading and watching poll every `every`: nothing
-// announces another process's writes or death to us. stop reads the file
-// one last time and ends the goroutines.
-func (h *History) FollowChildLog(path string, every time.Duration) (stop func()) {
+// announces another process's writes or death to us. Stop it when done.
+func (h *History) FollowChildLog(path string, every time.Duration) *ChildLog {
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var off int64
-	var partial []byte
-	read := func() {
-		f, err := os.Open(path)
-		if err != nil {
-			return
-		}
-		defer f.Close()
-		if _, err := f.Seek(off, io.SeekStart); err != nil {
-			return
-		}
-		b, _ := io.ReadAll(f)
-		off += int64(len(b))
-		partial = append(partial, b...)
-		for {
-			i := bytes.IndexByte(partial, '\n')
-			if i < 0 {
-				return
-			}
-			line := string(partial[:i])
-			partial = partial[i+1:]
-			e, err := ParseChild(line)
-			if err != nil {
-				h.Add(Event{Kind: BadRecord, Note: err.Error()})
-				continue
-			}
-			h.Add(e)
-			if e.Kind == ChildStart {
-				wg.Go(func() { h.WatchChild(ctx, e.Candidate, e.Token, e.PID, every) })
-			}
-		}
-	}
-	done := make(chan struct{})
+	l := &ChildLog{h: h, path: path, every: every, ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(done)
+		defer close(l.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				read()
+				l.Flush()
 				return
 			case <-t.C:
-				read()
+				l.Flush()
 			}
 		}
 	}()
-	return func() {
-		cancel()
-		<-done
-		wg.Wait()
+	return l
+}
+
+// Flush reads the records written so far into the history now.
+func (l *ChildLog) Flush() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f, err := os.Open(l.path)
+	if err != nil {
+		return
 	}
+	defer f.Close()
+	if _, err := f.Seek(l.off, io.SeekStart); err != nil {
+		return
+	}
+	b, _ := io.ReadAll(f)
+	l.off += int64(len(b))
+	l.partial = append(l.partial, b...)
+	for {
+		i := bytes.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return
+		}
+		line := string(l.partial[:i])
+		l.partial = l.partial[i+1:]
+		e, err := ParseChild(line)
+		if err != nil {
+			l.h.Add(Event{Kind: BadRecord, Note: err.Error()})
+			continue
+		}
+		l.h.Add(e)
+		if e.Kind == ChildStart && l.ctx.Err() == nil {
+			l.wg.Go(func() { l.h.WatchChild(l.ctx, e.Candidate, e.Token, e.PID, l.every) })
+		}
+	}
+}
+
+// Stop reads the file one last time and ends the tail and the watches.
+func (l *ChildLog) Stop() {
+	l.cancel()
+	<-l.done
+	l.wg.Wait()
 }

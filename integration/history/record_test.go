@@ -89,8 +89,8 @@ func TestTimeline(t *testing.T) {
 func TestChildScript(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "child.log")
 	h := New()
-	stop := h.FollowChildLog(log, 5*time.Millisecond)
-	defer stop()
+	cl := h.FollowChildLog(log, 5*time.Millisecond)
+	defer cl.Stop()
 	run := func(token string, extraEnv ...string) *exec.Cmd {
 		cmd := exec.Command("sh", "-c", ChildScript)
 		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), ChildLogEnv + "=" + log, "LEADERD_ID=a", "LEADERD_TOKEN=" + token}, extraEnv...)
@@ -153,7 +153,7 @@ func TestChildScript(t *testing.T) {
 	if err := three.Wait(); err == nil || three.ProcessState.ExitCode() != 7 {
 		t.Errorf("child with a lifetime exited %v, want code 7", err)
 	}
-	stop()
+	cl.Stop()
 	r := h.Check(Options{})
 	// No elected events: every child start is of an unknown term.
 	if len(r.Violations) != 3 {
