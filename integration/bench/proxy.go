@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Request kinds the proxy tells apart, named after what a candidate does.
+const (
+	kindRenew      = "session renew"
+	kindCreate     = "session create"
+	kindDestroy    = "session destroy"
+	kindWatch      = "blocking read"
+	kindRead       = "read"
+	kindAcquire    = "acquire"
+	kindRelease    = "release"
+	kindCheck      = "check update"
+	kindCheckReg   = "check (de)register"
+	kindOtherWrite = "other write"
+	kindOther      = "other"
+)
+
+// classify names what a request to Consul is for.
+func classify(r *http.Request) string {
+	p, q := r.URL.Path, r.URL.Query()
+	switch {
+	case strings.HasPrefix(p, "/v1/session/renew/"):
+		return kindRenew
+	case p == "/v1/session/create":
+		return kindCreate
+	case strings.HasPrefix(p, "/v1/session/destroy/"):
+		return kindDestroy
+	case strings.HasPrefix(p, "/v1/kv/") && r.Method == http.MethodGet:
+		if isBlocking(q) {
+			return kindWatch
+		}
+		return kindRead
+	case strings.HasPrefix(p, "/v1/kv/") && q.Has("acquire"):
+		return kindAcquire
+	case strings.HasPrefix(p, "/v1/kv/") && q.Has("release"):
+		return kindRelease
+	case strings.HasPrefix(p, "/v1/agent/check/pass/"), strings.HasPrefix(p, "/v1/agent/check/update/"),
+		strings.HasPrefix(p, "/v1/agent/check/warn/"), strings.HasPrefix(p, "/v1/agent/check/fail/"):
+		return kindCheck
+	case strings.HasPrefix(p, "/v1/agent/check/register"), strings.HasPrefix(p, "/v1/agent/check/deregister/"):
+		return kindCheckReg
+	case r.Method != http.MethodGet:
+		return kindOtherWrite
+	}
+	return kindOther
+}
+
+// isBlocking: Consul blocks only with an index above 0.
+func isBlocking(q url.Values) bool {
+	i := q.Get("index")
+	return i != "" && i != "0"
+}
+
+// proxy forwards to the agent through any number of ports, one per
+// candidate process, counting what each candidate asks of Consul.
+type proxy struct {
+	rp *httputil.ReverseProxy
+}
+
+func newProxy(agentAddr string) *proxy {
+	target := &url.URL{Scheme: "http", Host: agentAddr}
+	tr := &http.Transport{
+		// One blocking query per candidate is in flight at once; keep
+		// their connections for reuse rather than redialing.
+		MaxIdleConns:        0,
+		MaxIdleConnsPerHost: 4096,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = agentAddr
+		},
+		Transport: tr,
+		// A blocking query ending because the candidate died is no error
+		// worth reporting.
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.WriteHeader(http.StatusBadGateway)
+		},
+	}
+	return &proxy{rp: rp}
+}
+
+// port is one listener of the proxy: the address one candidate process
+// uses as its Consul address.
+type port struct {
+	Addr string
+	ln   net.Listener
+	srv  *http.Server
+
+	mu        sync.Mutex
+	counts    map[string]int
+	total     int
+	watching  int           // blocking reads in flight
+	lastEvent time.Time     // start of the latest request that isn't periodic or a blocking read
+	changed   chan struct{} // closed and replaced on every change
+}
+
+func (p *proxy) listen() (*port, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, changed: make(chan struct{})}
+	pt.srv = &http.Server{
+		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pt.serve(p.rp, w, r) }),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go pt.srv.Serve(ln)
+	return pt, nil
+}
+
+func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request) {
+	kind := classify(r)
+	pt.update(func() {
+		pt.counts[kind]++
+		pt.total++
+		switch kind {
+		case kindWatch:
+			pt.watching++
+		case kindRenew, kindCheck:
+		default:
+			pt.lastEvent = time.Now()
+		}
+	})
+	if kind == kindWatch {
+		defer pt.update(func() { pt.watching-- })
+	}
+	rp.ServeHTTP(w, r)
+}
+
+func (pt *port) update(f func()) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	f()
+	close(pt.changed)
+	pt.changed = make(chan struct{})
+}
+
+// snapshot returns the request counts so far (a copy).
+func (pt *port) snapshot() (total int, byKind map[string]int) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	byKind = make(map[string]int, len(pt.counts))
+	for k, v := range pt.counts {
+		byKind[k] = v
+	}
+	return pt.total, byKind
+}
+
+// awaitWatching waits until the candidate has a blocking read in flight:
+// it is settled, waiting on Consul rather than doing anything.
+func (pt *port) awaitWatching(ctx context.Context) error {
+	for {
+		pt.mu.Lock()
+		n, ch := pt.watching, pt.changed
+		pt.mu.Unlock()
+		if n > 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// quietSince is when the candidate last did something that wasn't
+// periodic (renew, check update) or a blocking read.
+func (pt *port) quietSince() time.Time {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.lastEvent
+}
+
+func (pt *port) close() {
+	pt.srv.Close()
+}

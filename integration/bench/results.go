@@ -1,0 +1,170 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Results is everything one run measured. It is saved as results.json next
+// to RESULTS.md so the report and pictures can be re-rendered (-render)
+// without measuring again.
+type Results struct {
+	Quick         bool
+	Started       time.Time
+	Finished      time.Time
+	Machine       Machine
+	ConsulVersion string
+	GoVersion     string
+	LeaderdCommit string
+	LoadBefore    string // /proc/loadavg's three averages
+	LoadAfter     string
+
+	Handover  []HandoverSeries
+	Crash     []CrashSeries
+	Idle      []IdleCandidate
+	Footprint Footprint
+	Scale     []ScalePoint
+	Many      *ManyResult
+}
+
+// Machine describes where the numbers come from.
+type Machine struct {
+	CPUs     int
+	CPUModel string
+	MemGiB   float64
+	Kernel   string
+}
+
+// Tools, as the tables name them.
+const (
+	toolLeaderd    = "leaderd"
+	toolConsulLock = "consul lock"
+)
+
+// Interval is one child's life on a timeline, in seconds from the series'
+// origin (a crash run: the SIGKILL).
+type Interval struct {
+	Slot   int
+	Start  float64
+	End    float64
+	How    string // how it ended: "usr1", "term", "killed" (with its supervisor), "orphan" (outlived it; killed by the benchmark)
+	Leader string // the candidate process that ran it
+}
+
+// HandoverSeries is one tool's graceful handovers in one mode.
+type HandoverSeries struct {
+	Tool      string
+	Mode      string    // modeChildExit or modeSIGTERM
+	Latencies []float64 // ms, the old child's exit line to the new child's start line
+	// Requests per handover reaching Consul from the candidates that were
+	// running when it began, until all waited again; RestartRequests are the
+	// replacement process's own (consul lock exits with its child; a
+	// SIGTERMed leader exits too).
+	Requests        []int
+	RestartRequests []int
+	RequestKinds    map[string]int // Requests summed over all handovers, by kind
+	// ChildKilled counts handovers where the old child was SIGKILLed
+	// instead of stopped gracefully (no exit line: the latency is from
+	// when the benchmark saw it gone).
+	ChildKilled int
+	Timeline    []Interval // the first handovers, seconds from the first start
+}
+
+const (
+	modeChildExit = "child exits"
+	modeSIGTERM   = "leader gets SIGTERM"
+)
+
+// CrashSeries is one configuration's crash failovers.
+type CrashSeries struct {
+	Name  string // "leaderd defaults", ...
+	Tool  string
+	Flags string // what it was run with
+	Runs  []CrashRun
+}
+
+// CrashRun is one SIGKILL of the leader.
+type CrashRun struct {
+	Failover float64 // ms from the SIGKILL to the new child's start line
+	// ChildGone is ms from the SIGKILL until the old leader's child was
+	// gone, or -1 if it was still running when the new child started.
+	ChildGone float64
+	// OldChildAlive: the old child was still running when the new leader's
+	// child started (two "leaders" at once).
+	OldChildAlive bool
+	Timeline      []Interval // seconds relative to the SIGKILL
+}
+
+// IdleCandidate is one candidate at steady state.
+type IdleCandidate struct {
+	Flavor        string
+	Flags         string
+	Tool          string
+	Role          string  // "leader" or "follower"
+	Window        float64 // seconds counted
+	PerMinute     float64 // requests reaching Consul per minute
+	ByKind        map[string]float64
+	RSSKiB        int
+	AnonKiB       int // private anonymous memory: what each extra instance really costs
+	CPUSecPerHour float64
+}
+
+// Footprint holds the sizes.
+type Footprint struct {
+	LeaderdBytes         int64
+	LeaderdStrippedBytes int64
+	ConsulBytes          int64
+	ChildRSSKiB          int // the smallest Go program: the floor
+	ChildAnonKiB         int
+}
+
+// ScalePoint is handovers with N candidates of one tool on one key.
+type ScalePoint struct {
+	Tool         string
+	N            int
+	How          string         // "processes"
+	Latencies    []float64      // ms
+	Requests     []int          // per handover, all candidates, until all wait again
+	Restart      []int          // consul lock: the replacement process's requests
+	RequestKinds map[string]int // Requests summed over all handovers, by kind
+	StartSec     float64        // starting N candidates until all wait
+	RSSMiB       float64        // sum of the candidates' RSS
+	AnonMiB      float64        // sum of their private anonymous memory
+	Skipped      string         // why the point wasn't measured
+}
+
+// ManyResult is one process running many elections on one shared session.
+type ManyResult struct {
+	Elections     int
+	Window        float64 // seconds counted
+	RenewInterval float64 // seconds
+	Renews        int
+	ByKind        map[string]int
+	SetupSec      float64 // until every election led
+	HeapInuseMiB  float64
+	SysMiB        float64
+	RSSMiB        float64
+	Goroutines    int
+}
+
+func (r *Results) save(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func loadResults(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", path, err)
+	}
+	return &r, nil
+}
