@@ -204,15 +204,27 @@ func evNot(k history.Kind, cand string) func(history.Event) bool {
 	return func(e history.Event) bool { return e.Kind == k && e.Candidate != cand }
 }
 
+// term is a term as the test saw it begin: leaderd's elected record and
+// its child's start record.
+type term struct {
+	elected, child history.Event
+}
+
 // leading waits for candidate p (any candidate if nil) to be elected and
-// its child to start; it returns the child's start record.
-func (r *faultRig) leading(timeout time.Duration, mark int, p *faultProc) history.Event {
+// its child to start. The two records come by different paths (leaderd's
+// log, the child log), so it waits for both.
+func (r *faultRig) leading(timeout time.Duration, mark int, p *faultProc) term {
 	r.t.Helper()
 	cand := ""
 	if p != nil {
 		cand = p.name
 	}
-	return r.wait(timeout, mark, "child start of "+cmp.Or(cand, "a new leader"), evIs(history.ChildStart, cand))
+	deadline := time.Now().Add(timeout)
+	child := r.wait(timeout, mark, "child start of "+cmp.Or(cand, "a new leader"), evIs(history.ChildStart, cand))
+	elected := r.wait(max(time.Until(deadline), time.Second), mark, "election of "+child.Candidate, func(e history.Event) bool {
+		return e.Kind == history.Elected && e.Candidate == child.Candidate && e.Token == child.Token
+	})
+	return term{elected: elected, child: child}
 }
 
 // following waits for p to see leader as the leader.
@@ -284,11 +296,23 @@ func (r *faultRig) resume(p *faultProc, pids ...int) time.Time {
 	return now
 }
 
-// note records a test-wide event for the timeline.
-func (r *faultRig) note(k history.Kind, format string, a ...any) time.Time {
+// note records an event of kind k (Fault, Heal, Epoch, Note) about
+// candidate cand ("" test-wide), and returns its time.
+func (r *faultRig) note(k history.Kind, cand, format string, a ...any) time.Time {
 	now := time.Now()
-	r.h.Add(history.Event{At: now, Kind: k, Note: fmt.Sprintf(format, a...)})
+	r.h.Add(history.Event{At: now, Candidate: cand, Kind: k, Note: fmt.Sprintf(format, a...)})
 	return now
+}
+
+// lastProof is the send time of p's latest session proof before t (needs
+// -log-level debug).
+func (r *faultRig) lastProof(p *faultProc, t time.Time) time.Time {
+	r.t.Helper()
+	proofs := r.events(history.Proof, p.name, time.Time{}, t)
+	if len(proofs) == 0 {
+		r.t.Fatalf("no session proof of %s before %v: is -log-level debug set?", p.name, t)
+	}
+	return proofs[len(proofs)-1].At
 }
 
 // verify reads the child log up to now and checks the history (see
