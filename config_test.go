@@ -200,3 +200,29 @@ func TestHelpAndVersion(t *testing.T) {
 		})
 	}
 }
+
+// The shipped systemd environment file must be a configuration leaderd run
+// accepts: a bad one makes systemd restart leaderd in a loop.
+func TestShippedSystemdEnvIsValid(t *testing.T) {
+	b, err := os.ReadFile("jobspec/systemd/leaderd.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("bad line %q", line)
+		}
+		env[k] = v
+	}
+	// The token file named there does not exist here; everything else must pass.
+	delete(env, "CONSUL_HTTP_TOKEN_FILE")
+	if _, _, err := parseRunConfig([]string{"--", "true"}, func(k string) string { return env[k] }); err != nil {
+		t.Errorf("leaderd run rejects jobspec/systemd/leaderd.env.example: %v", err)
+	}
+}

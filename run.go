@@ -136,6 +136,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		childExits = sup.Exits()
 	}
 	done := ctx.Done()
+	sawSignal := false // a SIGINT/SIGTERM was taken from sigs
 	for {
 		select {
 		case sig := <-sigs:
@@ -144,6 +145,11 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 				if sup != nil {
 					sup.Signal(syscall.SIGHUP)
 				}
+			case stopping && !sawSignal:
+				// The stop began on main's context, which saw this same
+				// signal first (both are notified of every signal): it is
+				// not a second one.
+				sawSignal = true
 			case stopping:
 				// A second SIGINT/SIGTERM: don't wait out -kill-timeout.
 				log.Warn("second signal; killing child", "signal", signalName(sig))
@@ -151,6 +157,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 					sup.Signal(syscall.SIGKILL)
 				}
 			default:
+				sawSignal = true
 				log.Info("stopping", "signal", signalName(sig))
 				stop(sig.(syscall.Signal))
 			}
@@ -163,7 +170,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 				select {
 				case s := <-sigs:
 					if s != syscall.SIGHUP {
-						sig = s.(syscall.Signal)
+						sig, sawSignal = s.(syscall.Signal), true
 					}
 				default:
 				}
