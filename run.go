@@ -106,17 +106,24 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	defer cancelElect()
 
 	events := e.Events()
+	denied := make(chan error, 1)
 	pubCtx, stopPubs := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, p := range pubs {
 		p.Publish(nomad.Status{Role: nomad.RoleCandidate, ID: cfg.ID, Address: cfg.Address, Since: startedAt})
 		wg.Go(func() {
 			if err := p.Run(pubCtx); err != nil {
+				if consulhttp.IsPermissionDenied(err) {
+					select {
+					case denied <- err: // stops the run with exit 1
+					default:
+					}
+					return
+				}
 				log.Error("publisher stopped", "err", err)
 			}
 		})
 	}
-	denied := make(chan error, 1)
 	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State, denied) })
 
 	runErr := make(chan error, 1)

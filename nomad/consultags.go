@@ -226,13 +226,21 @@ func (p *ConsulTagsPublisher) Registration(s Status) consulhttp.ServiceRegistrat
 func (p *ConsulTagsPublisher) Run(ctx context.Context) error {
 	log := p.cfg.Logger.With("service", p.cfg.Service, "service_id", p.cfg.ServiceID)
 	var applied *consulhttp.ServiceRegistration
+	// A 403 ends the run: no retry grants the token service:write, and
+	// the operator must hear about it (leaderd run exits 1 with it).
+	rctx, deny := context.WithCancelCause(ctx)
+	defer deny(nil)
 	reconcile := func(ctx context.Context, s Status) error {
 		want := p.Registration(s)
 		if applied != nil && registrationEqual(*applied, want) {
 			return nil
 		}
 		if err := p.cfg.Agent.RegisterService(ctx, want); err != nil {
-			return fmt.Errorf("register service %q: %w", want.ID, err)
+			err = fmt.Errorf("register service %q: %w", want.ID, err)
+			if consulhttp.IsPermissionDenied(err) {
+				deny(err)
+			}
+			return err
 		}
 		applied = &want
 		log.Info("registered service", "tag", want.Tags[0], "role", string(s.Role), "token", s.Token)
@@ -241,7 +249,10 @@ func (p *ConsulTagsPublisher) Run(ctx context.Context) error {
 	onErr := func(err error, attempt int, wait time.Duration) {
 		log.Warn("consul registration failed; retrying", "err", err, "attempt", attempt, "wait", wait)
 	}
-	reconcileLoop(ctx, p.box, p.cfg.Backoff, reconcile, onErr)
+	reconcileLoop(rctx, p.box, p.cfg.Backoff, reconcile, onErr)
+	if ctx.Err() == nil && rctx.Err() != nil {
+		return context.Cause(rctx)
+	}
 
 	// Deregister even if this run never registered: the ID is ours, a
 	// previous run may have left it, and Consul treats it idempotently.

@@ -173,3 +173,29 @@ func TestConsulTagsCleanupIsBounded(t *testing.T) {
 		}
 	})
 }
+
+// A token without service:write can't be fixed by retrying: Run ends with
+// Consul's message so leaderd run can exit 1 naming the permission.
+func TestConsulTagsPermissionDeniedEndsRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		denied := &consulhttp.StatusError{Method: "PUT", Path: "/v1/agent/service/register", Code: 403,
+			Body: `Permission denied: token with AccessorID 'x' lacks permission 'service:write' on "web-api"`}
+		agent := &fakeAgent{registerErrs: []error{denied}}
+		p, err := NewConsulTagsPublisher(tagsConfig(agent))
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- p.Run(t.Context()) }()
+		p.Publish(Status{Role: RoleFollower, ID: "alloc-1"})
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !consulhttp.IsPermissionDenied(err) || !strings.Contains(err.Error(), "service:write") {
+				t.Errorf("Run = %v, want the 403 naming service:write", err)
+			}
+		default:
+			t.Fatal("Run still retrying a 403")
+		}
+	})
+}
