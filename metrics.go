@@ -129,7 +129,7 @@ func (m *metrics) write(w io.Writer, st elect.State, now time.Time) {
 		}
 	}
 
-	gauge("leaderd_is_leader", "1 while this instance leads, else 0.", boolFloat(st.Leading))
+	gauge("leaderd_is_leader", "1 while this instance leads (with a valid lease, as /v1/leader), else 0.", boolFloat(leading(st, now)))
 	counter("leaderd_transitions_total", `Leadership transitions: reason="elected" when won, else why it ended.`, "reason", m.transitions)
 
 	const h = "leaderd_renew_latency_seconds"

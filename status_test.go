@@ -125,7 +125,7 @@ func TestMetricsExposition(t *testing.T) {
 	if code != 200 {
 		t.Fatalf("code = %d", code)
 	}
-	want := `# HELP leaderd_is_leader 1 while this instance leads, else 0.
+	want := `# HELP leaderd_is_leader 1 while this instance leads (with a valid lease, as /v1/leader), else 0.
 # TYPE leaderd_is_leader gauge
 leaderd_is_leader 1
 # HELP leaderd_transitions_total Leadership transitions: reason="elected" when won, else why it ended.
