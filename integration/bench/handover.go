@@ -80,6 +80,9 @@ func (b *bench) handovers(ctx context.Context, f flavor, mode string, n int) (Ha
 		if err != nil {
 			return res, fmt.Errorf("%s handover %d: %w (logs: %s)", s.name, i, err, s.out.Name())
 		}
+		if w := s.byLabel(next.Label); w != nil {
+			res.AcquireMs = append(res.AcquireMs, ms(w.port.lastAcquire().Sub(exit.At)))
+		}
 		fresh, err := s.fill()
 		if err != nil {
 			return res, err

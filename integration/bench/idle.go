@@ -88,6 +88,10 @@ func (b *bench) idle(ctx context.Context, flavors []flavor, minWindow time.Durat
 		if err != nil {
 			return nil, child, err
 		}
+		exeSize, exeRSS, err := exeResident(sm.c.pid())
+		if err != nil {
+			return nil, child, err
+		}
 		role := "follower"
 		if _, l, ok := sm.s.leader(); ok && l == sm.c {
 			role = "leader"
@@ -103,6 +107,8 @@ func (b *bench) idle(ctx context.Context, flavors []flavor, minWindow time.Durat
 			ByKind:        map[string]float64{},
 			RSSKiB:        mem.rss,
 			AnonKiB:       mem.anon,
+			ExeMappedKiB:  exeSize,
+			ExeRSSKiB:     exeRSS,
 			CPUSecPerHour: float64(cpu-sm.cpu) / clockTicks / elapsed.Hours(),
 		}
 		for kind, n := range k {
@@ -183,4 +189,40 @@ func memOf(pid int) (memInfo, error) {
 		return m, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
 	}
 	return m, sc.Err()
+}
+
+// exeResident sums, over the mappings of pid's own executable in
+// /proc/<pid>/smaps, their size and their resident part (KiB): how much of
+// the binary the kernel keeps mapped in.
+func exeResident(pid int) (size, rss int, err error) {
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		return 0, 0, err
+	}
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/smaps")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	ours := false
+	for sc.Scan() {
+		line := sc.Text()
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && strings.Contains(fields[0], "-") && !strings.HasSuffix(fields[0], ":") {
+			ours = len(fields) >= 6 && fields[5] == exe
+			continue
+		}
+		if !ours || len(fields) < 2 {
+			continue
+		}
+		n, _ := strconv.Atoi(fields[1])
+		switch fields[0] {
+		case "Size:":
+			size += n
+		case "Rss:":
+			rss += n
+		}
+	}
+	return size, rss, sc.Err()
 }

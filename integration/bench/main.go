@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -85,6 +86,10 @@ Flags:
 	render := fs.Bool("render", false, "measure nothing: rewrite RESULTS.md and the SVGs from -out's results.json")
 	only := fs.String("only", "", "comma list of experiments to run (default all): "+strings.Join(experiments, ","))
 	verbose := fs.Bool("v", false, "log progress in detail")
+	scaleN := fs.String("scale", "", "comma list of candidate counts for the scale experiment (default 10,100,500; -quick 10,50)")
+	handovers := fs.Int("handovers", 0, "graceful handovers per tool and mode (default 50; -quick 8)")
+	trace := fs.Bool("trace", false, "log every request to Consul (start, end, candidate, kind) to trace.log in the scratch directory")
+	debugLeaderd := fs.Bool("debug-leaderd", false, "run leaderd candidates with -log-level debug (their logs are in the scratch directory)")
 	manyN := fs.Int("internal-many", 0, "internal: run this many elections on one session (the many-elections process)")
 	manyAddr := fs.String("internal-addr", "", "internal: Consul address for -internal-many")
 	if err := fs.Parse(args); err != nil {
@@ -125,7 +130,23 @@ Flags:
 	if *quick {
 		p = quickPlan
 	}
-	r, err := measure(ctx, root, p, want, *quick, log)
+	if *handovers > 0 {
+		p.handovers = *handovers
+	}
+	if *scaleN != "" {
+		p.scaleN = nil
+		for _, f := range strings.Split(*scaleN, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 2 {
+				return fmt.Errorf("-scale: %q is not a candidate count (2 or more)", f)
+			}
+			p.scaleN = append(p.scaleN, n)
+		}
+	}
+	if *debugLeaderd {
+		candidateLogLevel = "debug"
+	}
+	r, err := measure(ctx, root, p, want, *quick, *trace, log)
 	if err != nil {
 		return err
 	}
@@ -152,7 +173,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 }
 
 // measure runs the experiments in want.
-func measure(ctx context.Context, root string, p plan, want []string, quick bool, log *slog.Logger) (*Results, error) {
+func measure(ctx context.Context, root string, p plan, want []string, quick, trace bool, log *slog.Logger) (*Results, error) {
 	r := &Results{Quick: quick, Started: time.Now().UTC(), Machine: machine(), GoVersion: runtime.Version(),
 		LoadBefore: loadavg(), LeaderdCommit: commit(ctx, root)}
 	work, err := os.MkdirTemp("", "leaderd-bench-")
@@ -178,6 +199,14 @@ func measure(ctx context.Context, root string, p plan, want []string, quick bool
 	}
 	defer b.agent.stop()
 	b.proxy = newProxy(b.agent.Addr)
+	if trace {
+		f, err := os.Create(filepath.Join(work, "trace.log"))
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		b.proxy.trace = &traceLog{w: f}
+	}
 	tctx, stopTail := context.WithCancel(context.Background())
 	defer stopTail()
 	if err := os.WriteFile(b.childLog, nil, 0o644); err != nil {

@@ -29,7 +29,11 @@ type bench struct {
 
 	mu    sync.Mutex
 	cands []*cand
+	seq   int // series started
 }
+
+// candidateLogLevel is leaderd's -log-level (-debug-leaderd).
+var candidateLogLevel = "info"
 
 // flavor is a tool and how it is run.
 type flavor struct {
@@ -72,7 +76,7 @@ func (b *bench) start(f flavor, key, label string, slot int, out *os.File) (*can
 	switch f.Tool {
 	case toolLeaderd:
 		args = append([]string{b.leaderd, "run", "-consul-addr", pt.Addr, "-key", key, "-id", label,
-			"-listen", "", "-restart"}, f.Args...)
+			"-listen", "", "-restart", "-log-level", candidateLogLevel}, f.Args...)
 		args = append(append(args, "--"), childArgs...)
 	case toolConsulLock:
 		// -shell=false: exec the child directly, as leaderd does, rather

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -65,7 +67,24 @@ func isBlocking(q url.Values) bool {
 // proxy forwards to the agent through any number of ports, one per
 // candidate process, counting what each candidate asks of Consul.
 type proxy struct {
-	rp *httputil.ReverseProxy
+	rp    *httputil.ReverseProxy
+	trace *traceLog // nil unless -trace
+}
+
+// traceLog records every request's start and end (-trace): which
+// candidate waited on what, during a handover.
+type traceLog struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (t *traceLog) record(port string, kind string, r *http.Request, start time.Time, status int) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "%d %d %s %q %s %s %d\n", start.UnixNano(), time.Now().UnixNano(), port, kind, r.Method, r.URL.RequestURI(), status)
 }
 
 func newProxy(agentAddr string) *proxy {
@@ -96,15 +115,17 @@ func newProxy(agentAddr string) *proxy {
 // port is one listener of the proxy: the address one candidate process
 // uses as its Consul address.
 type port struct {
-	Addr string
-	ln   net.Listener
-	srv  *http.Server
+	Addr  string
+	ln    net.Listener
+	srv   *http.Server
+	trace *traceLog
 
 	mu        sync.Mutex
 	counts    map[string]int
 	total     int
 	watching  int           // blocking reads in flight
 	lastEvent time.Time     // start of the latest request that isn't periodic or a blocking read
+	acquired  time.Time     // when the latest acquire was answered
 	changed   chan struct{} // closed and replaced on every change
 }
 
@@ -118,6 +139,7 @@ func (p *proxy) listen() (*port, error) {
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pt.serve(p.rp, w, r) }),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	pt.trace = p.trace
 	go pt.srv.Serve(ln)
 	return pt, nil
 }
@@ -138,7 +160,30 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 	if kind == kindWatch {
 		defer pt.update(func() { pt.watching-- })
 	}
-	rp.ServeHTTP(w, r)
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+	rp.ServeHTTP(sw, r)
+	if kind == kindAcquire {
+		pt.update(func() { pt.acquired = time.Now() })
+	}
+	pt.trace.record(pt.Addr, kind, r, start, sw.code)
+}
+
+// lastAcquire is when the candidate's latest acquire was answered.
+func (pt *port) lastAcquire() time.Time {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.acquired
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }
 
 func (pt *port) update(f func()) {

@@ -58,6 +58,10 @@ type HandoverSeries struct {
 	Tool      string
 	Mode      string    // modeChildExit or modeSIGTERM
 	Latencies []float64 // ms, the old child's exit line to the new child's start line
+	// AcquireMs: from the old child's exit until the new leader's
+	// successful acquire was answered (the rest of Latencies is what the
+	// new leader does before its child runs).
+	AcquireMs []float64
 	// Requests per handover reaching Consul from the candidates that were
 	// running when it began, until all waited again; RestartRequests are the
 	// replacement process's own (consul lock exits with its child; a
@@ -108,6 +112,8 @@ type IdleCandidate struct {
 	ByKind        map[string]float64
 	RSSKiB        int
 	AnonKiB       int // private anonymous memory: what each extra instance really costs
+	ExeMappedKiB  int // the process's own binary: mapped (smaps Size)
+	ExeRSSKiB     int // ... and resident (smaps Rss), shared with every process running it
 	CPUSecPerHour float64
 }
 
@@ -126,6 +132,7 @@ type ScalePoint struct {
 	N            int
 	How          string         // "processes"
 	Latencies    []float64      // ms
+	AcquireMs    []float64      // ms, until the winner's acquire was answered (see HandoverSeries)
 	Requests     []int          // per handover, all candidates, until all wait again
 	Restart      []int          // consul lock: the replacement process's requests
 	RequestKinds map[string]int // Requests summed over all handovers, by kind

@@ -58,6 +58,9 @@ func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoi
 		if err != nil {
 			return pt, fmt.Errorf("%s handover %d: %w (logs: %s)", s.name, i, err, s.out.Name())
 		}
+		if w := s.byLabel(next.Label); w != nil {
+			pt.AcquireMs = append(pt.AcquireMs, ms(w.port.lastAcquire().Sub(exit.At)))
+		}
 		fresh, err := s.fill()
 		if err != nil {
 			return pt, err

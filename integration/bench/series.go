@@ -26,6 +26,12 @@ type series struct {
 }
 
 func (b *bench) newSeries(name string, f flavor, n int) (*series, error) {
+	b.mu.Lock()
+	b.seq++
+	if b.seq > 1 { // names must be unique: they key the children's lines
+		name = fmt.Sprintf("%s-%d", name, b.seq)
+	}
+	b.mu.Unlock()
 	out, err := os.Create(filepath.Join(b.work, name+".log"))
 	if err != nil {
 		return nil, err

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// sample is a small, complete set of results.
+func sample() *Results {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return &Results{
+		Started: t0, Finished: t0.Add(10 * time.Minute), ConsulVersion: "1.16.3", GoVersion: "go1.26.8",
+		Machine: Machine{CPUs: 2, CPUModel: "Test CPU <fast> & cheap", MemGiB: 24, Kernel: "6.1"},
+		Handover: []HandoverSeries{
+			{Tool: toolLeaderd, Mode: modeChildExit, Latencies: []float64{8, 9, 10}, AcquireMs: []float64{4, 4, 5}, Requests: []int{10, 10, 9}, RestartRequests: []int{0, 0, 0}, RequestKinds: map[string]int{kindAcquire: 6}},
+			{Tool: toolConsulLock, Mode: modeChildExit, Latencies: []float64{9, 9, 11}, AcquireMs: []float64{5, 5, 5}, Requests: []int{9, 9, 9}, RestartRequests: []int{4, 4, 4}},
+			{Tool: toolLeaderd, Mode: modeSIGTERM, Latencies: []float64{8, 9}, Requests: []int{8, 8}, ChildKilled: 1},
+		},
+		Crash: []CrashSeries{
+			{Name: leaderdFast.Name, Tool: toolLeaderd, Flags: "-check-ttl 2s", Runs: []CrashRun{{Failover: 2500, ChildGone: 1, Timeline: []Interval{{Slot: 0, Start: -3, End: 0.001, How: "killed"}, {Slot: 1, Start: 2.5, End: 5.5, How: "running"}}}}},
+			{Name: leaderdDefaults.Name, Tool: toolLeaderd, Runs: []CrashRun{{Failover: 18000}, {Failover: 19000}}},
+			{Name: consulLockDefaults.Name, Tool: toolConsulLock, Runs: []CrashRun{{Failover: 44000, ChildGone: -1, OldChildAlive: true, Timeline: []Interval{{Slot: 2, Start: -3, End: 44, How: "orphan"}}}}},
+		},
+		Idle: []IdleCandidate{
+			{Flavor: leaderdDefaults.Name, Tool: toolLeaderd, Role: "follower", Window: 60, PerMinute: 18, ByKind: map[string]float64{kindRenew: 18}, RSSKiB: 12 << 10, AnonKiB: 2 << 10, ExeMappedKiB: 10 << 10, ExeRSSKiB: 9 << 10},
+			{Flavor: consulLockDefaults.Name, Tool: toolConsulLock, Role: "follower", Window: 60, PerMinute: 12, ByKind: map[string]float64{kindRenew: 8, kindWatch: 4}, RSSKiB: 80 << 10, AnonKiB: 16 << 10},
+		},
+		Footprint: Footprint{LeaderdBytes: 15 << 20, LeaderdStrippedBytes: 10 << 20, ConsulBytes: 160 << 20, ChildRSSKiB: 2400, ChildAnonKiB: 700},
+		Scale: []ScalePoint{
+			{Tool: toolLeaderd, N: 10, Latencies: []float64{17, 18}, AcquireMs: []float64{5, 5}, Requests: []int{30, 30}},
+			{Tool: toolConsulLock, N: 10, Latencies: []float64{15, 16}, AcquireMs: []float64{5, 6}, Requests: []int{30, 31}, Restart: []int{4, 4}},
+			{Tool: toolConsulLock, N: 500, Skipped: "needs too much memory"},
+		},
+		Many: &ManyResult{Elections: 1000, Window: 30, RenewInterval: 10.0 / 3, Renews: 9, ByKind: map[string]int{kindRenew: 9}, RSSMiB: 40},
+	}
+}
+
+// TestMarkdown checks the rows a reader relies on and that the "why"
+// paragraphs appear exactly when the numbers call for them.
+func TestMarkdown(t *testing.T) {
+	md := markdown(sample())
+	for _, want := range []string{
+		"| graceful handover (child exits), p50: at least as fast | 9.0 ms | 9.0 ms | 1.00× faster | **yes** |",
+		"| crash failover, leaderd defaults vs consul lock defaults, median: ≥ 2× faster | 18.0 s | 44.0 s | 2.44× faster | **yes** |",
+		"| crash failover, leaderd fast crash detection vs consul lock defaults, median: ≥ 10× faster | 2.5 s | 44.0 s | 17.60× faster | **yes** |",
+		"| idle requests/min of a follower: not above consul lock's | 18.0 | 12.0 | 1.50× consul lock's | **no** |",
+		"**still running in 1 of 1 runs**",
+		"| 500 | consul lock | skipped: needs too much memory |",
+		"**Idle requests.**",
+		"**Memory.**",
+		"**A defect: one SIGTERM can SIGKILL the child.** In 1 of 2",
+		"**Safety, not speed",
+		"(1.0 per 3.3 s renew interval, for all 1000 keys; 1000 sessions of their own would send 9000)",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	// leaderd is slower at 10 candidates in the sample: explained.
+	if !strings.Contains(md, "**Handover with many candidates.** With 10 candidates") {
+		t.Errorf("markdown lacks the many-candidates explanation")
+	}
+	r := sample()
+	r.Scale[0].Latencies = []float64{1, 2}
+	if md := markdown(r); strings.Contains(md, "**Handover with many candidates.**") {
+		t.Errorf("many-candidates explanation shown although leaderd is faster")
+	}
+}
+
+// TestSVGWellFormed parses every chart as XML and counts its shapes.
+func TestSVGWellFormed(t *testing.T) {
+	r := sample()
+	tests := []struct {
+		name      string
+		svg       string
+		minShapes int
+	}{
+		{"timeline", timelineSVG(r), 10},
+		{"handover", handoverSVG(r), 10},
+		{"scale", scaleSVG(r), 10},
+		{"timeline of nothing", timelineSVG(&Results{}), 1},
+		{"scale of nothing", scaleSVG(&Results{}), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := xml.NewDecoder(strings.NewReader(tt.svg))
+			shapes, root := 0, ""
+			for {
+				tok, err := d.Token()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("not well-formed XML: %v\n%s", err, tt.svg)
+				}
+				if se, ok := tok.(xml.StartElement); ok {
+					if root == "" {
+						root = se.Name.Local
+					}
+					switch se.Name.Local {
+					case "rect", "line", "circle", "polyline", "text":
+						shapes++
+					}
+				}
+			}
+			if root != "svg" {
+				t.Errorf("root element %q, want svg", root)
+			}
+			if shapes < tt.minShapes {
+				t.Errorf("%d shapes, want at least %d", shapes, tt.minShapes)
+			}
+		})
+	}
+}
+
+func TestNum(t *testing.T) {
+	got := []string{num(1), num(1.25), num(-0.01), num(12.04), num(1e3)}
+	if diff := cmp.Diff([]string{"1", "1.2", "0", "12", "1000"}, got); diff != "" {
+		t.Errorf("num (-want +got):\n%s", diff)
+	}
+}
+
+func TestNiceTicks(t *testing.T) {
+	tests := []struct {
+		lo, hi float64
+		n      int
+		want   []float64
+	}{
+		{0, 20, 10, []float64{0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20}},
+		{-3, 50, 10, []float64{0, 10, 20, 30, 40, 50}},
+		{0, 1, 4, []float64{0, 0.5, 1}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, niceTicks(tt.lo, tt.hi, tt.n)); diff != "" {
+			t.Errorf("niceTicks(%v, %v, %d) (-want +got):\n%s", tt.lo, tt.hi, tt.n, diff)
+		}
+	}
+}
