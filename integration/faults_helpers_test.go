@@ -227,6 +227,15 @@ func (r *faultRig) leading(timeout time.Duration, mark int, p *faultProc) term {
 	return term{elected: elected, child: child}
 }
 
+// lastLeader is the candidate of the latest elected record.
+func (r *faultRig) lastLeader() string {
+	evs := r.events(history.Elected, "", time.Time{}, time.Time{})
+	if len(evs) == 0 {
+		return ""
+	}
+	return evs[len(evs)-1].Candidate
+}
+
 // following waits for p to see leader as the leader.
 func (r *faultRig) following(timeout time.Duration, mark int, p *faultProc, leader string) {
 	r.t.Helper()
