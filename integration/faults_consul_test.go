@@ -113,9 +113,10 @@ func TestFaultConsulServerLoss(t *testing.T) {
 		}
 		return -1
 	}
-	// The new raft leader must be elected (~1-2s), then it gives every
-	// session a fresh 2×TTL before expiring it.
-	const bound = 4*time.Second + 2*faultTTL + faultSlack
+	// The new raft leader must be elected (~2s, up to 6s on a loaded
+	// machine), then it gives every session a fresh 2×TTL before expiring
+	// it.
+	const bound = 6*time.Second + 2*faultTTL + faultSlack
 
 	// Phase 1: a's server, the raft leader, dies.
 	mark := r.mark()
