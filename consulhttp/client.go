@@ -47,9 +47,14 @@ func NewClient(cfg Config) (*Client, error) {
 		}
 		c.token = tok
 	}
-	if strings.ContainsAny(c.token, "\r\n") {
-		// Never quote the token itself.
+	// Never quote the token itself. Go refuses to send a header with a
+	// control character, and that refusal would look like a connection
+	// error, retried forever: refuse the token here instead.
+	switch {
+	case strings.ContainsAny(c.token, "\r\n"):
 		errs = append(errs, errors.New("ACL token contains a line break"))
+	case strings.ContainsFunc(c.token, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		errs = append(errs, errors.New("ACL token contains a control character"))
 	}
 	if cfg.HTTPAuth != "" {
 		c.user, c.pass, _ = strings.Cut(cfg.HTTPAuth, ":")

@@ -75,3 +75,27 @@ func TestUnreachableAddressNeverSendsARequest(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenWithControlCharacterIsBadInput: Go refuses to send a header
+// with a control character, and its refusal used to come back as a
+// retryable RequestError on every request. NewClient refuses such a token
+// instead, without quoting it.
+func TestTokenWithControlCharacterIsBadInput(t *testing.T) {
+	tests := []struct{ token, want string }{
+		{"s3cret\x00token", "ACL token contains a control character"},
+		{"s3cret\x7ftoken", "ACL token contains a control character"},
+		{"s3cret\x1btoken", "ACL token contains a control character"},
+		{"s3cret\ntoken", "ACL token contains a line break"},
+	}
+	for _, tt := range tests {
+		_, err := NewClient(Config{Token: tt.token})
+		if msg := errorText(err); !strings.Contains(msg, tt.want) || strings.Contains(msg, "s3cret") {
+			t.Errorf("NewClient(token %q) error = %q, want %q without the token", tt.token, msg, tt.want)
+		}
+	}
+	for _, ok := range []string{"jeton-é-ü", "e95b599e-166e-7d80-08ad-aee76e7ddf19"} {
+		if _, err := NewClient(Config{Token: ok}); err != nil {
+			t.Errorf("NewClient(token %q) = %v, want it accepted", ok, err)
+		}
+	}
+}
