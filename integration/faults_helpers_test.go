@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -26,7 +25,7 @@ const (
 	faultKillTimeout = 500 * time.Millisecond
 	faultMargin      = faultKillTimeout + 500*time.Millisecond // leaderd's killMargin
 	// faultSlack absorbs a loaded two-core machine in every bound.
-	faultSlack = 1500 * time.Millisecond
+	faultSlack = 2 * time.Second
 	// faultPoll is how often the child log and child pids are polled.
 	faultPoll = 5 * time.Millisecond
 )
@@ -199,11 +198,6 @@ func evIs(k history.Kind, cand string) func(history.Event) bool {
 	return func(e history.Event) bool { return e.Kind == k && (cand == "" || e.Candidate == cand) }
 }
 
-// evNot matches events of kind k by anyone but cand.
-func evNot(k history.Kind, cand string) func(history.Event) bool {
-	return func(e history.Event) bool { return e.Kind == k && e.Candidate != cand }
-}
-
 // term is a term as the test saw it begin: leaderd's elected record and
 // its child's start record.
 type term struct {
@@ -347,13 +341,4 @@ func (r *faultRig) events(k history.Kind, cand string, from, to time.Time) []his
 // faultMS formats a duration in milliseconds for the figures tests log.
 func faultMS(d time.Duration) string {
 	return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond))
-}
-
-// faultNames is for log lines.
-func faultNames(ps []*faultProc) string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, p.name)
-	}
-	return strings.Join(s, ",")
 }
