@@ -30,83 +30,123 @@ var (
 	consulLockDefaults = flavor{Name: "consul lock defaults", Slug: "consullock", Tool: toolConsulLock}
 )
 
-// handoverTimelineCount is how many handovers the timeline keeps.
-const handoverTimelineCount = 8
-
-// handovers measures n graceful handovers among 3 candidates of f: the
-// leader's child exits by itself, or the leader gets SIGTERM.
-func (b *bench) handovers(ctx context.Context, f flavor, mode string, n int) (HandoverSeries, error) {
-	res := HandoverSeries{Tool: f.Tool, Mode: mode, RequestKinds: map[string]int{}}
-	name := "handover-" + f.Slug + "-" + map[string]string{modeChildExit: "exit", modeSIGTERM: "term"}[mode]
-	s, err := b.newSeries(name, f, 3)
-	if err != nil {
-		return res, err
-	}
-	defer s.stop()
-	if _, err := s.fill(); err != nil {
-		return res, err
-	}
-	if err := s.awaitReadyWithin(ctx, 60*time.Second); err != nil {
-		return res, err
-	}
-	var origin, timelineEnd time.Time
-	for i := range n {
-		old, leader, _ := s.leader()
-		before := s.live()
-		reqBefore := requests(before)
-		mark := b.hub.mark()
-		var err error
-		if mode == modeChildExit {
-			err = syscall.Kill(old.PID, syscall.SIGUSR1)
-		} else {
-			err = leader.cmd.Process.Signal(syscall.SIGTERM)
+// handovers measures n graceful handovers for each flavor, 3 candidates
+// each: the leader's child exits by itself, or the leader gets SIGTERM.
+// The series run in lockstep, one handover of each in turn, so a burst of
+// load from elsewhere on the machine hits both tools alike.
+func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n int) ([]HandoverSeries, error) {
+	suffix := map[string]string{modeChildExit: "exit", modeSIGTERM: "term"}[mode]
+	var all []*series
+	defer func() {
+		for _, s := range all {
+			s.stop()
 		}
+	}()
+	res := make([]HandoverSeries, len(flavors))
+	for i, f := range flavors {
+		s, err := b.newSeries("handover-"+f.Slug+"-"+suffix, f, 3)
 		if err != nil {
-			return res, fmt.Errorf("handover %d: signal: %w", i, err)
+			return nil, err
 		}
-		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		exit, err := b.awaitEnd(hctx, mark, old)
-		var next childEvent
-		if err == nil {
-			next, err = b.hub.wait(hctx, mark, "the new child's start", func(ev childEvent) bool {
-				return ev.Kind == "start" && strings.HasPrefix(ev.Label, s.name+"#") && ev.Label != old.Label
-			})
+		all = append(all, s)
+		if _, err := s.fill(); err != nil {
+			return nil, err
 		}
-		// consul lock exits with its child; a SIGTERMed leader exits too.
-		if err == nil && (mode == modeSIGTERM || f.Tool == toolConsulLock) {
-			err = waitCtx(hctx, leader.done)
-		}
-		cancel()
-		if err != nil {
-			return res, fmt.Errorf("%s handover %d: %w (logs: %s)", s.name, i, err, s.out.Name())
-		}
-		if w := s.byLabel(next.Label); w != nil {
-			res.AcquireMs = append(res.AcquireMs, ms(w.port.lastAcquire().Sub(exit.At)))
-		}
-		fresh, err := s.fill()
-		if err != nil {
-			return res, err
-		}
-		if err := s.awaitReadyWithin(ctx, 30*time.Second); err != nil {
-			return res, err
-		}
-		res.Latencies = append(res.Latencies, ms(next.At.Sub(exit.At)))
-		if exit.Kind == "gone" {
-			res.ChildKilled++
-		}
-		after := requests(before)
-		res.Requests = append(res.Requests, total(after)-total(reqBefore))
-		addDelta(res.RequestKinds, reqBefore, after)
-		res.RestartRequests = append(res.RestartRequests, total(requests(fresh)))
-		if i == 0 {
-			origin = exit.At.Add(-time.Second)
-		}
-		if i == handoverTimelineCount-1 || (i == n-1 && i < handoverTimelineCount) {
-			timelineEnd = next.At.Add(time.Second)
+		res[i] = HandoverSeries{Tool: f.Tool, Mode: mode, RequestKinds: map[string]int{}}
+	}
+	for _, s := range all {
+		if err := s.awaitReadyWithin(ctx, 60*time.Second); err != nil {
+			return nil, err
 		}
 	}
-	res.Timeline = s.timeline(origin, origin, timelineEnd)
+	for range n {
+		for i, s := range all {
+			h, err := s.handover(ctx, mode, 30*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			r := &res[i]
+			r.Latencies = append(r.Latencies, h.latency)
+			r.AcquireMs = append(r.AcquireMs, h.acquire)
+			r.ReadBackMs = append(r.ReadBackMs, h.readBack)
+			r.Requests = append(r.Requests, h.requests)
+			r.RestartRequests = append(r.RestartRequests, h.restart)
+			addDelta(r.RequestKinds, nil, h.kinds)
+			if h.killed {
+				r.ChildKilled++
+			}
+		}
+	}
 	return res, nil
+}
+
+// handoverSample is one measured handover.
+type handoverSample struct {
+	latency  float64        // ms, old child's exit to new child's start
+	acquire  float64        // ms, old child's exit to the winner's acquire answer
+	readBack float64        // ms, the winner's first non-blocking read after its acquire (-1: none)
+	requests int            // by the candidates running at the start, renews left out
+	kinds    map[string]int // the same, by kind
+	restart  int            // by the replacement process, if one was started
+	killed   bool           // the old child was SIGKILLed, not stopped
+}
+
+// handover makes the leader hand over (mode) and measures it, then refills
+// the series and waits until it has settled again.
+func (s *series) handover(ctx context.Context, mode string, timeout time.Duration) (handoverSample, error) {
+	b := s.b
+	old, leader, ok := s.leader()
+	if !ok {
+		return handoverSample{}, fmt.Errorf("%s: no leader", s.name)
+	}
+	before := s.live()
+	reqBefore := requests(before)
+	mark := b.hub.mark()
+	var err error
+	if mode == modeChildExit {
+		err = syscall.Kill(old.PID, syscall.SIGUSR1)
+	} else {
+		err = leader.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	if err != nil {
+		return handoverSample{}, fmt.Errorf("%s: signal the leader: %w", s.name, err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	exit, err := b.awaitEnd(hctx, mark, old)
+	var next childEvent
+	if err == nil {
+		next, err = b.hub.wait(hctx, mark, "the new child's start", func(ev childEvent) bool {
+			return ev.Kind == "start" && strings.HasPrefix(ev.Label, s.name+"#") && ev.Label != old.Label
+		})
+	}
+	// consul lock exits with its child; a SIGTERMed leader exits too.
+	if err == nil && (mode == modeSIGTERM || s.f.Tool == toolConsulLock) {
+		err = waitCtx(hctx, leader.done)
+	}
+	if err != nil {
+		return handoverSample{}, fmt.Errorf("%s handover: %w (logs: %s)", s.name, err, s.out.Name())
+	}
+	fresh, err := s.fill()
+	if err != nil {
+		return handoverSample{}, err
+	}
+	if err := s.awaitReady(hctx); err != nil {
+		return handoverSample{}, err
+	}
+	h := handoverSample{latency: ms(next.At.Sub(exit.At)), readBack: -1, kinds: map[string]int{},
+		killed: exit.Kind == "gone", restart: total(requests(fresh))}
+	if w := s.byLabel(next.Label); w != nil {
+		acq := w.port.lastAcquire()
+		h.acquire = ms(acq.Sub(exit.At))
+		if start, end := w.port.lastRead(); !start.Before(acq) && !end.IsZero() {
+			h.readBack = ms(end.Sub(start))
+		}
+	}
+	after := requests(before)
+	h.requests = total(after) - total(reqBefore)
+	addDelta(h.kinds, reqBefore, after)
+	return h, nil
 }
 
 func (s *series) awaitReadyWithin(ctx context.Context, d time.Duration) error {

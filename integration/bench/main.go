@@ -42,12 +42,12 @@ type plan struct {
 }
 
 var fullPlan = plan{
-	handovers: 50,
-	crashRuns: map[string]int{leaderdFast.Name: 10, leaderdDefaults.Name: 6, consulLockDefaults.Name: 4,
+	handovers: 60,
+	crashRuns: map[string]int{leaderdFast.Name: 12, leaderdDefaults.Name: 8, consulLockDefaults.Name: 4,
 		leaderdAsConsulLock.Name: 3},
 	idleWindow: time.Minute,
 	scaleN:     []int{10, 100, 500},
-	scaleHand:  10,
+	scaleHand:  15,
 	many:       1000,
 	manyWindow: 30 * time.Second,
 }
@@ -74,8 +74,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 Measures leaderd against consul lock on one Consul v1.16.3 dev agent:
 graceful handover, crash failover, idle requests, footprint and scale.
 Writes RESULTS.md, results.json and the SVG charts into -out. The full run
-takes about 10 minutes on 2 cores, plus 5-8 minutes the first time to build
-Consul; -quick takes about 3.
+takes about 8 minutes on 2 cores, plus 5-8 minutes the first time to build
+Consul; -quick takes about 2.
 
 Flags:
 `)
@@ -218,15 +218,15 @@ func measure(ctx context.Context, root string, p plan, want []string, quick, tra
 	on := func(name string) bool { return slices.Contains(want, name) }
 	if on("handover") {
 		for _, mode := range []string{modeChildExit, modeSIGTERM} {
-			for _, f := range []flavor{leaderdDefaults, consulLockDefaults} {
-				log.Info("graceful handovers", "tool", f.Tool, "mode", mode, "n", p.handovers)
-				h, err := b.handovers(ctx, f, mode, p.handovers)
-				if err != nil {
-					return nil, err
-				}
-				log.Info("graceful handovers done", "tool", f.Tool, "mode", mode, "p50_ms", median(h.Latencies))
-				r.Handover = append(r.Handover, h)
+			log.Info("graceful handovers, leaderd and consul lock in turn", "mode", mode, "n", p.handovers)
+			hs, err := b.handovers(ctx, []flavor{leaderdDefaults, consulLockDefaults}, mode, p.handovers)
+			if err != nil {
+				return nil, err
 			}
+			for _, h := range hs {
+				log.Info("graceful handovers done", "tool", h.Tool, "mode", mode, "p50_ms", median(h.Latencies))
+			}
+			r.Handover = append(r.Handover, hs...)
 		}
 	}
 	if err := b.crashAndIdle(ctx, p, on("crash"), on("idle"), r); err != nil {

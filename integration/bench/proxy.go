@@ -126,6 +126,8 @@ type port struct {
 	watching  int           // blocking reads in flight
 	lastEvent time.Time     // start of the latest request that isn't periodic or a blocking read
 	acquired  time.Time     // when the latest acquire was answered
+	readStart time.Time     // the latest non-blocking read: sent
+	readEnd   time.Time     // ... and answered (zero while in flight)
 	changed   chan struct{} // closed and replaced on every change
 }
 
@@ -161,12 +163,29 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 		defer pt.update(func() { pt.watching-- })
 	}
 	start := time.Now()
+	if kind == kindRead {
+		pt.update(func() { pt.readStart, pt.readEnd = start, time.Time{} })
+	}
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	rp.ServeHTTP(sw, r)
-	if kind == kindAcquire {
+	switch kind {
+	case kindAcquire:
 		pt.update(func() { pt.acquired = time.Now() })
+	case kindRead:
+		pt.update(func() {
+			if pt.readStart.Equal(start) {
+				pt.readEnd = time.Now()
+			}
+		})
 	}
 	pt.trace.record(pt.Addr, kind, r, start, sw.code)
+}
+
+// lastRead is the latest non-blocking read's send and answer times.
+func (pt *port) lastRead() (start, end time.Time) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.readStart, pt.readEnd
 }
 
 // lastAcquire is when the candidate's latest acquire was answered.

@@ -73,7 +73,7 @@ func summary(b io.Writer, r *Results) {
 		}
 		lp, cp := median(l.Latencies), median(c.Latencies)
 		w("| graceful handover (%s), p50: at least as fast | %s | %s | %s | %s |\n",
-			mode, fmtMs(lp), fmtMs(cp), speed(cp, lp), verdict(lp <= cp, lp <= cp*1.05, "par (within 5%)"))
+			mode, fmtMs(lp), fmtMs(cp), speed(cp, lp), verdict(lp <= cp, lp <= cp*1.10, "par (within 10%)"))
 	}
 	cl := crashOf(r, consulLockDefaults.Name)
 	for _, t := range []struct {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -35,45 +34,18 @@ func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoi
 			pt.AnonMiB += float64(m.anon) / 1024
 		}
 	}
-	for i := range handovers {
-		old, leader, _ := s.leader()
-		before := s.live()
-		reqBefore := requests(before)
-		mark := b.hub.mark()
-		if err := syscall.Kill(old.PID, syscall.SIGUSR1); err != nil {
-			return pt, fmt.Errorf("%s handover %d: %w", s.name, i, err)
-		}
-		hctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		exit, err := b.awaitEnd(hctx, mark, old)
-		var next childEvent
-		if err == nil {
-			next, err = b.hub.wait(hctx, mark, "the new child's start", func(ev childEvent) bool {
-				return ev.Kind == "start" && strings.HasPrefix(ev.Label, s.name+"#") && ev.Label != old.Label
-			})
-		}
-		if err == nil && f.Tool == toolConsulLock {
-			err = waitCtx(hctx, leader.done)
-		}
-		cancel()
-		if err != nil {
-			return pt, fmt.Errorf("%s handover %d: %w (logs: %s)", s.name, i, err, s.out.Name())
-		}
-		if w := s.byLabel(next.Label); w != nil {
-			pt.AcquireMs = append(pt.AcquireMs, ms(w.port.lastAcquire().Sub(exit.At)))
-		}
-		fresh, err := s.fill()
+	for range handovers {
+		h, err := s.handover(ctx, modeChildExit, 2*time.Minute)
 		if err != nil {
 			return pt, err
 		}
-		if err := s.awaitReadyWithin(ctx, 2*time.Minute); err != nil {
-			return pt, err
-		}
-		pt.Latencies = append(pt.Latencies, ms(next.At.Sub(exit.At)))
-		after := requests(before)
-		pt.Requests = append(pt.Requests, total(after)-total(reqBefore))
-		addDelta(pt.RequestKinds, reqBefore, after)
+		pt.Latencies = append(pt.Latencies, h.latency)
+		pt.AcquireMs = append(pt.AcquireMs, h.acquire)
+		pt.ReadBackMs = append(pt.ReadBackMs, h.readBack)
+		pt.Requests = append(pt.Requests, h.requests)
+		addDelta(pt.RequestKinds, nil, h.kinds)
 		if f.Tool == toolConsulLock {
-			pt.Restart = append(pt.Restart, total(requests(fresh)))
+			pt.Restart = append(pt.Restart, h.restart)
 		}
 	}
 	return pt, nil

@@ -172,7 +172,7 @@ func total(m map[string]int) int {
 	return n
 }
 
-// addDelta adds after−before to acc, kind by kind.
+// addDelta adds after−before to acc, kind by kind (before may be nil).
 func addDelta(acc, before, after map[string]int) {
 	for k, v := range after {
 		if d := v - before[k]; d != 0 {
