@@ -128,3 +128,15 @@ func knownCheckTTLGap(cfg runConfig, err error) bool {
 	return cfg.CheckTTL > 0 && cfg.CheckTTL < 100*time.Millisecond && strings.Contains(err.Error(), "check ttl") &&
 		strings.Contains(err.Error(), "below 100ms")
 }
+
+// TestCheckTTLFloorNamesTheFlag is bugCheckTTLFloor as a strict expected
+// failure: it skips while the bug shows and fails once it is fixed, so this
+// test and the skip in checkRunConfig get cleaned up.
+func TestCheckTTLFloorNamesTheFlag(t *testing.T) {
+	args := []string{"-service", "x", "-check-ttl", "50ms", "-lock-delay", "2s", "-kill-timeout", "0s", "-listen", ""}
+	_, _, err := parseRunConfig(args, envMap())
+	if err == nil || !strings.Contains(err.Error(), "-check-ttl") {
+		t.Skipf("KNOWN BUG (reported, not fixed here): %s (parseRunConfig: %v)", bugCheckTTLFloor, err)
+	}
+	t.Errorf("known bug no longer shows; remove TestCheckTTLFloorNamesTheFlag and the skip in checkRunConfig: %s", bugCheckTTLFloor)
+}
