@@ -1,0 +1,164 @@
+package integration
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leaderd/leaderd/integration/consultest"
+)
+
+// TestACLLeastPrivilege proves the policy in testdata/leaderd-consul-policy.hcl
+// on a real ACL agent (default deny): `leaderd run` with every feature that
+// needs a permission (-check-ttl, -publish consul-tags, a child) works with
+// exactly that policy, and without any one of its rules stops with exit 1
+// and one line naming the permission Consul reported missing. The token,
+// from the environment or from a file, never shows in leaderd's output, its
+// HTTP endpoints or its command line.
+func TestACLLeastPrivilege(t *testing.T) {
+	agent := consultest.Start(t, consultest.Options{ACL: true, HCL: []string{`session_ttl_min = "1s"`}})
+	const service = "acl-least"
+	rules := leastPrivilegeRules(t, service, agent.NodeName)
+	kinds := make([]string, len(rules))
+	for i, r := range rules {
+		kinds[i] = r.kind
+	}
+	if want := []string{"key", "session", "node", "service"}; !slices.Equal(kinds, want) {
+		t.Fatalf("%s has rules %v, want %v (update this test with the file)", policyFile, kinds, want)
+	}
+	full := aclToken(t, agent, "leaderd-least-privilege", joinRules(rules))
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "consul-token")
+	if err := os.WriteFile(tokenFile, []byte(full+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := func(id string, extra ...string) []string {
+		a := runArgs(service, id, "-check-ttl", "3s", "-publish", "consul-tags", "-tags", "blue")
+		a = append(a, extra...)
+		return append(a, "--", "sh", "-c", childScript)
+	}
+	base := []string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CHILD_LOG=" + filepath.Join(dir, "child.log")}
+
+	t.Run("token in CONSUL_HTTP_TOKEN", func(t *testing.T) {
+		runWithLeastPrivilege(t, agent, service, full, append(base, "CONSUL_HTTP_TOKEN="+full), args("env"))
+	})
+	t.Run("token in a file (-token-file)", func(t *testing.T) {
+		runWithLeastPrivilege(t, agent, service, full, base, args("file", "-token-file", tokenFile))
+	})
+	t.Run("leaderd leader needs key read only", func(t *testing.T) {
+		tok := aclToken(t, agent, "leaderd-leader", `key "services/`+service+`/leader" { policy = "read" }`)
+		code, out, stderr := runOnce(t, 10*time.Second, append(base, "CONSUL_HTTP_TOKEN="+tok), "leader", "-service", service)
+		if code != 3 || out != "no leader\n" {
+			t.Errorf("leaderd leader: exit %d, stdout %q, stderr %q; want 3 and \"no leader\" (the key was released)", code, out, stderr)
+		}
+	})
+
+	// Without any one rule: exit 1, one line naming what Consul said is
+	// missing. The key is watched before anything is written to it, so
+	// its missing rule shows as key:read.
+	want := map[string]string{"key": "key:read", "session": "session:write", "node": "node:write", "service": "service:write"}
+	for i, r := range rules {
+		t.Run("without the "+r.kind+" rule", func(t *testing.T) {
+			less := slices.Delete(slices.Clone(rules), i, i+1)
+			tok := aclToken(t, agent, "leaderd-without-"+r.kind, joinRules(less))
+			code, stdout, stderr := runOnce(t, 15*time.Second, append(base, "CONSUL_HTTP_TOKEN="+tok), args("less-"+r.kind)...)
+			if code != 1 {
+				t.Errorf("exit code = %d, want 1", code)
+			}
+			last := lastLine(stderr)
+			t.Logf("exit %d: %s", code, last)
+			perm := "lacks permission '" + want[r.kind] + "'"
+			if !strings.HasPrefix(last, "leaderd run: ") || !strings.Contains(last, perm) {
+				t.Errorf("last stderr line %q\nwant \"leaderd run: ...%s...\"", last, perm)
+			}
+			if strings.Contains(stdout, "start ") {
+				t.Errorf("the child ran without the permissions: %q", stdout)
+			}
+			if strings.Contains(stdout+stderr, tok) || strings.Contains(stdout+stderr, agent.Token) {
+				t.Error("output shows a token")
+			}
+		})
+	}
+}
+
+// runWithLeastPrivilege runs one candidate with every feature and checks
+// that each works, that the token shows nowhere, and that a SIGTERM
+// cleans up what the permissions allowed it to create.
+func runWithLeastPrivilege(t *testing.T, agent *consultest.Agent, service, token string, env, args []string) {
+	t.Helper()
+	h := newHub()
+	p := start(t, h, "acl", env, args...)
+	addr := statusAddr(t, h, p)
+	child := waitChild(t, h, 20*time.Second, 0)
+	id := args[slices.Index(args, "-id")+1]
+
+	// -publish consul-tags: the instance is in the catalog, tagged leader.
+	h.wait(t, 10*time.Second, 0, "registration as leader", func(l logLine) bool {
+		return from(p, "registered service")(l) && l.str("tag") == "leader"
+	})
+	var entries []struct {
+		ServiceID   string
+		ServiceTags []string
+	}
+	consulAPI(t, agent, http.MethodGet, "/v1/catalog/service/"+service+"?tag=leader", nil, &entries)
+	if len(entries) != 1 || !slices.Contains(entries[0].ServiceTags, "blue") {
+		t.Errorf("catalog ?tag=leader = %+v, want this instance tagged leader and blue", entries)
+	}
+	// -check-ttl: the session is bound to leaderd's TTL check, passing.
+	checkID := "leaderd:" + id
+	var checks map[string]struct{ Status string }
+	consulAPI(t, agent, http.MethodGet, "/v1/agent/checks", nil, &checks)
+	if checks[checkID].Status != "passing" {
+		t.Errorf("agent check %q = %+v, want passing (all checks: %v)", checkID, checks[checkID], checks)
+	}
+	var sessions []struct{ NodeChecks []string }
+	consulAPI(t, agent, http.MethodGet, "/v1/session/node/"+agent.NodeName, nil, &sessions)
+	if len(sessions) != 1 || !slices.Equal(sessions[0].NodeChecks, []string{checkID}) {
+		t.Errorf("sessions on the node = %+v, want one bound to %q", sessions, checkID)
+	}
+
+	// The token shows nowhere a user or a scraper can look.
+	for _, path := range []string{"/v1/leader", "/v1/health", "/v1/status", "/metrics"} {
+		code, body := httpGet(t, addr, path)
+		if path == "/v1/leader" && code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200 on the leader", path, code)
+		}
+		if strings.Contains(body, token) {
+			t.Errorf("GET %s shows the token", path)
+		}
+	}
+	if cl := cmdline(t, p.cmd.Process.Pid); strings.Contains(cl, token) {
+		t.Errorf("the command line shows the token: %s", cl)
+	}
+	if cl := cmdline(t, int(child.num("pid"))); strings.Contains(cl, token) {
+		t.Errorf("the child's command line shows the token: %s", cl)
+	}
+
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exit(t, 5*time.Second); code != 0 {
+		t.Errorf("exit code after SIGTERM = %d, want 0", code)
+	}
+	// Everything the permissions allowed was cleaned up with them.
+	consulAPI(t, agent, http.MethodGet, "/v1/catalog/service/"+service, nil, &entries)
+	if len(entries) != 0 {
+		t.Errorf("catalog after exit = %+v, want the instance deregistered", entries)
+	}
+	checks = nil
+	consulAPI(t, agent, http.MethodGet, "/v1/agent/checks", nil, &checks)
+	if _, ok := checks[checkID]; ok {
+		t.Errorf("check %q still registered after exit", checkID)
+	}
+	for _, l := range h.lines {
+		if strings.Contains(l.raw, token) {
+			t.Errorf("output shows the token: %s", l.raw)
+		}
+		if strings.Contains(l.raw, "denied") || strings.Contains(l.raw, "lacks permission") {
+			t.Errorf("a permission was missing: %s", l.raw)
+		}
+	}
+}

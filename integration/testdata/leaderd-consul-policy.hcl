@@ -1,0 +1,33 @@
+# Least-privilege Consul ACL policy for `leaderd run`, tested against
+# Consul 1.16.3 by integration/security_acl_test.go (TestACLLeastPrivilege):
+# leaderd works with exactly these rules, and without any one of them it
+# exits 1 naming the permission Consul reported.
+#
+# Replace SERVICE with the -service name (if you set -key, use that key in
+# the key rule instead of services/SERVICE/leader) and NODE with the node
+# name of the Consul agent leaderd talks to (CONSUL_HTTP_ADDR, usually the
+# local agent). For a fleet whose node names vary, `session_prefix ""` and
+# `node_prefix ""` grant the same on every node.
+# `leaderd leader` needs only `key "services/SERVICE/leader" { policy = "read" }`.
+
+# The election key: watch it (read), acquire and release it (write).
+key "services/SERVICE/leader" {
+  policy = "write"
+}
+
+# Sessions live on the agent's node: create, renew, destroy.
+session "NODE" {
+  policy = "write"
+}
+
+# Only with -check-ttl (fast crash detection): register, pass and
+# deregister the session's TTL check on the node.
+node "NODE" {
+  policy = "write"
+}
+
+# Only with -publish consul-tags: register this instance with its
+# leader/follower tag, and deregister it on exit.
+service "SERVICE" {
+  policy = "write"
+}
