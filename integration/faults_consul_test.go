@@ -13,22 +13,21 @@ import (
 
 // TestFaultConsulRestart: the (dev) Consul agent restarts and comes back
 // empty while a leader runs its child, right after the leader renewed (so
-// its lease still has ~2s to run). The old leader must step down before
-// anyone else is elected: exactly one new leader, no overlap. Tokens
-// restart low: the restart is an epoch for the checker (documented limit).
+// its lease still has ~2s to run). The old leader must stop before anyone
+// else is elected: exactly one new leader, no overlap. Tokens restart low:
+// the restart is an epoch for the checker (documented limit).
 //
 //   - quiet: nobody else touches Consul. The followers' blocking queries
 //     wait on an index from before the restart, so they sleep until
 //     someone creates the key; the old leader learns of the loss on its
-//     next renew (404), steps down, and is the first to read the key again.
+//     next renew (404) and steps down.
 //   - new candidate: a candidate starts right after the restart (a deploy
-//     in progress, say). It finds the key free and is elected at once,
-//     while the old leader still holds a lease it believes valid and runs
-//     its child until its next renew or its watch tells it. This FAILS:
-//     leaderd has no defence against Consul losing its state (see the
-//     report for this test: a follower that sees its session vanish within
-//     TTL of its last proof should wait out TTL + lock-delay before
-//     acquiring).
+//     in progress, say) and finds the key missing while the old leader
+//     still holds a lease it got from the lost state. Consul knows nothing
+//     of that lease, so the newcomer must not take a missing key before a
+//     lease window (TTL + lock-delay) has passed. Without such a wait it is
+//     elected within milliseconds and both children run for up to a renew
+//     interval (this test found that; see elect's missing-key wait).
 func TestFaultConsulRestart(t *testing.T) {
 	t.Parallel()
 	for _, late := range []bool{false, true} {
