@@ -617,6 +617,7 @@ func TestSharedSessionRenewsOnceForManyElections(t *testing.T) {
 		var wg sync.WaitGroup
 		var es []*Election
 		for i := range 100 {
+			f.put(fmt.Sprintf("jobs/%d/leader", i), nil)
 			e, err := New(f, Config{Key: fmt.Sprintf("jobs/%d/leader", i), Candidate: Candidate{ID: "p"}, Session: s})
 			if err != nil {
 				t.Fatal(err)
@@ -757,4 +758,39 @@ func TestPermanentErrorsEndRun(t *testing.T) {
 			})
 		})
 	}
+}
+
+func TestMissingKeyWaitsALeaseWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// No key at all: a first deployment, or a Consul that lost its
+		// state while some leader may still hold a lease from it.
+		f := newEmptyFake(t)
+		cfg := Config{LockDelay: 2 * time.Second}
+		a := start(t, f, "a", cfg)
+		took := waitFor(t, time.Minute, "a elected", func() bool { return a.e.State().Leading })
+		if want := DefaultTTL + 2*time.Second; took < want || took > want+50*time.Millisecond {
+			t.Errorf("a took the missing key after %v, want after TTL + lock-delay = %v", took, want)
+		}
+		b := start(t, f, "b", cfg)
+		synctest.Wait()
+		// An operator deletes the key: a steps down (key_lost) and nobody
+		// takes it back before another window has passed.
+		if got := leaders(a, b); len(got) != 1 || got[0] != "a" {
+			t.Fatalf("leaders before the delete = %v, want [a]", got)
+		}
+		f.mu.Lock()
+		delete(f.kv, "services/web/leader")
+		f.bump()
+		f.mu.Unlock()
+		synctest.Wait()
+		if got := leaders(a, b); len(got) != 0 {
+			t.Fatalf("leaders right after the delete = %v, want none", got)
+		}
+		took = waitFor(t, time.Minute, "one leader again", func() bool { return len(leaders(a, b)) == 1 })
+		if want := DefaultTTL + 2*time.Second; took < want || took > want+50*time.Millisecond {
+			t.Errorf("deleted key taken again after %v, want after %v", took, want)
+		}
+		a.stop(t)
+		b.stop(t)
+	})
 }

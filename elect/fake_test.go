@@ -45,7 +45,17 @@ type fakeCheck struct {
 	timer  *time.Timer
 }
 
+// newFake returns a fake whose election keys ("services/web/leader" and
+// "k") exist, free, as a graceful release leaves them: a missing key makes
+// candidates wait a lease window (TestMissingKeyWaitsALeaseWindow).
 func newFake(t *testing.T) *fakeConsul {
+	f := newEmptyFake(t)
+	f.put("services/web/leader", []byte(`{"released":true}`))
+	f.put("k", []byte(`{"released":true}`))
+	return f
+}
+
+func newEmptyFake(t *testing.T) *fakeConsul {
 	return &fakeConsul{
 		t: t, index: 1,
 		kv:       map[string]*consulhttp.KVPair{},

@@ -185,8 +185,7 @@ func TestHostileAnswers(t *testing.T) {
 			}
 		},
 	}, {
-		name:     "acquire: true, but the read-back's ModifyIndex is a string",
-		knownBug: bugAcquireBackoff,
+		name: "acquire: true, but the read-back's ModifyIndex is a string",
 		setup: func(s *hostileServer) {
 			s.acquire = reply(200, "true")
 			s.get = func(w http.ResponseWriter, r *http.Request, n int) {

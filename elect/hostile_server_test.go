@@ -150,10 +150,8 @@ func (s *hostileServer) blockingGet(w http.ResponseWriter, r *http.Request) {
 	holder, index := s.holder, s.index
 	s.mu.Unlock()
 	w.Header().Set("X-Consul-Index", strconv.FormatUint(index, 10))
-	if holder == "" && index == 10 {
-		w.WriteHeader(http.StatusNotFound) // never written yet
-		return
-	}
+	// The key exists even when free (as a release leaves it): a missing
+	// key would make the candidate wait out a lease window first.
 	fmt.Fprint(w, kvJSON(s.key, holder, index, `{"id":"someone"}`))
 }
 

@@ -37,6 +37,7 @@ type loop struct {
 	seen         bool               // the key has been read at least once
 	leader       *Leader            // leader as last reported
 	freeSince    time.Time          // when we first saw the key free
+	missingSince time.Time          // when we first saw the key missing (zero: it exists)
 	acquireAt    time.Time          // earliest next acquire attempt (lock-delay, backoff)
 	acquireFails int
 	holdOffUntil time.Time
@@ -133,6 +134,9 @@ func (l *loop) nextWake(now time.Time) time.Duration {
 	if !l.leading && l.wantAcquire() {
 		earliest(l.acquireAt)
 	}
+	if !l.leading && l.seen && l.last == nil {
+		earliest(l.missingUntil())
+	}
 	return max(next.Sub(now), 0)
 }
 
@@ -172,7 +176,21 @@ func (l *loop) wantAcquire() bool {
 	if !time.Now().Before(l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)) {
 		return false
 	}
+	// A missing key is no proof that nobody leads: Consul may have lost
+	// its state (an agent or cluster rebuilt) while a leader still holds a
+	// lease it got from the old state, or an operator deleted the key.
+	// Consul knows of no lock-delay then, so we wait out a whole window
+	// (TTL + lock-delay) ourselves; any such leader's lease is over by then.
+	// A key left by a release or an invalidation exists and needs no wait.
+	if l.last == nil && time.Now().Before(l.missingUntil()) {
+		return false
+	}
 	return l.last == nil || l.last.Session == "" || l.last.Session == l.sess.ID
+}
+
+// missingUntil is when a missing key may be taken.
+func (l *loop) missingUntil() time.Time {
+	return l.missingSince.Add(l.e.sess.cfg.ttlWindow())
 }
 
 func (l *loop) startWatch() {
@@ -254,6 +272,13 @@ func (l *loop) observe(p *consulhttp.KVPair) {
 	}
 	if !free {
 		l.freeSince = time.Time{}
+	}
+	switch {
+	case p != nil:
+		l.missingSince = time.Time{}
+	case l.missingSince.IsZero():
+		l.missingSince = time.Now()
+		l.e.log.Info("key missing; waiting out a lease window before taking it", "wait", l.e.sess.cfg.ttlWindow())
 	}
 	if l.leading {
 		switch {
@@ -342,8 +367,9 @@ func (l *loop) tryAcquire() {
 		l.e.log.Debug("acquire refused; lock-delay or held", "retry_in", wait)
 		return
 	}
-	l.acquireFails = 0
-	// Read back the key: its ModifyIndex is the fencing token.
+	// Read back the key: its ModifyIndex is the fencing token. The
+	// backoff is reset only once the term is confirmed: an acquire whose
+	// read-back keeps failing must back off like any other failure.
 	ctx, cancel = l.requestCtx()
 	p, meta, err := l.e.c.GetKV(ctx, l.e.cfg.Key, consulhttp.QueryOptions{Consistent: true})
 	cancel()
@@ -356,15 +382,16 @@ func (l *loop) tryAcquire() {
 		l.acquireFails++
 		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
 		if p != nil {
-			l.last = p
+			l.last, l.missingSince = p, time.Time{}
 		}
 		return
 	}
+	l.acquireFails = 0
 	l.terms++
 	l.leading = true
 	l.leaseEnd = end
 	l.term = Term{Key: l.e.cfg.Key, Session: sid, Token: p.ModifyIndex, Since: sent, First: l.terms == 1}
-	l.last, l.index = p, max(meta.LastIndex, 1)
+	l.last, l.index, l.missingSince = p, max(meta.LastIndex, 1), time.Time{}
 	l.leader = decodeLeader(p)
 	l.e.setState(func(s *State) {
 		s.Leading, s.Token, s.Leader, s.LeaseEnd = true, p.ModifyIndex, l.leader, end
