@@ -50,8 +50,8 @@ func markdown(r *Results) string {
 	m := r.Machine
 	w("- Machine: %d × %s, %.1f GiB RAM, Linux %s; load average (1/5/15 min) %s before, %s after.\n",
 		m.CPUs, m.CPUModel, m.MemGiB, m.Kernel, r.LoadBefore, r.LoadAfter)
-	w("- One Consul v%s `-dev` agent on loopback for everything; `consul lock` is the same binary. leaderd %s, %s.\n",
-		r.ConsulVersion, r.LeaderdCommit, r.GoVersion)
+	w("- One Consul v%s `-dev` agent on loopback for everything, with `%s` (all candidates reach\n", r.ConsulVersion, agentHCL)
+	w("  it from 127.0.0.1; the default is 200); `consul lock` is the same binary. leaderd %s, %s.\n", r.LeaderdCommit, r.GoVersion)
 	w("- Every candidate talks to the agent through the benchmark's counting proxy (one port per process;\n")
 	w("  it adds the same ~0.1 ms per request to both tools). Children take their own timestamps.\n\n")
 	summary(&b, r)
