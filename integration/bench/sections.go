@@ -144,7 +144,8 @@ func scaleSection(b io.Writer, r *Results) {
 				fmtMs(median(p.Latencies)), fmtMs(percentile(p.Latencies, 99)), fmtMs(median(p.AcquireMs)),
 				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), req, p.StartSec, p.RSSMiB, p.AnonMiB)
 		}
-		w("\n![handover latency vs candidates](%s)\n\n", scaleFile)
+		w("\n\"RSS, all\" adds up every process's RSS, so the binary's shared pages count once per process;\n")
+		w("\"private, all\" is the memory the candidates really take.\n\n![handover latency vs candidates](%s)\n\n", scaleFile)
 	}
 	if m := r.Many; m != nil {
 		perInterval := float64(m.Renews) / (m.Window / m.RenewInterval)
