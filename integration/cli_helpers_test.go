@@ -311,3 +311,21 @@ func runOnce(t *testing.T, timeout time.Duration, env []string, args ...string) 
 	}
 	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
 }
+
+// seedKey writes key as a graceful release leaves it, so a first election
+// on it needn't wait out the lease window a missing key calls for.
+func seedKey(t *testing.T, addr, key string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/kv/"+key, strings.NewReader(`{"released":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("seed %s: %s", key, resp.Status)
+	}
+}

@@ -86,6 +86,8 @@ func TestRunConsulTags(t *testing.T) {
 // a child that ignores SIGTERM: the child is killed at once.
 func TestRunSecondSignal(t *testing.T) {
 	agent := fastAgent(t)
+	// A key left by a release: a missing key would cost a 20s lease window.
+	seedKey(t, agent.Addr, "services/stubborn/leader")
 	h := newHub()
 	const kill = 5 * time.Second
 	p := start(t, h, "stubborn", []string{"CONSUL_HTTP_ADDR=" + agent.Addr},
