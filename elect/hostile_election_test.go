@@ -365,16 +365,12 @@ func TestObserveIndexGoingBackwards(t *testing.T) {
 	v.report(t, bugIndexBackwards)
 }
 
-// Bugs these tests found in elect, reported rather than fixed here (the
-// package has its own owner). A case marked with one is an expected failure.
-const (
-	bugIndexBackwards = "elect/loop.go onWatch and elect/observe.go Observe: an X-Consul-Index that goes " +
-		"backwards resets the index to 0 with no backoff, and the non-blocking read from 0 then clears the " +
-		"failure count, so a server whose index keeps going down (or alternates) is read at network speed"
-	bugAcquireBackoff = "elect/loop.go tryAcquire: acquireFails is reset to 0 as soon as Consul answers true, " +
-		"before the read-back confirms the term, so an acquire whose confirmation keeps failing is retried " +
-		"every backoff(1) (125-250ms) forever instead of backing off to 10s"
-)
+// bugIndexBackwards was found by these tests and is reported rather than
+// fixed here (the package has its own owner). A case marked with it is an
+// expected failure.
+const bugIndexBackwards = "elect/loop.go onWatch and elect/observe.go Observe: an X-Consul-Index that goes " +
+	"backwards resets the index to 0 with no backoff, and the non-blocking read from 0 then clears the " +
+	"failure count, so a server whose index keeps going down (or alternates) is read at network speed"
 
 // verdict collects a case's failures so that a known bug can be told from
 // a new one.
