@@ -148,5 +148,9 @@ func lockDelayOf(p *consulhttp.KVPair, fallback time.Duration) time.Duration {
 	if p == nil || json.Unmarshal(p.Value, &r) != nil || r.LockDelayMS < 0 {
 		return fallback
 	}
-	return min(time.Duration(r.LockDelayMS)*time.Millisecond, MaxLockDelay)
+	// Compare in milliseconds: a huge value would overflow a Duration.
+	if r.LockDelayMS >= MaxLockDelay.Milliseconds() {
+		return MaxLockDelay
+	}
+	return time.Duration(r.LockDelayMS) * time.Millisecond
 }

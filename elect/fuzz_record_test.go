@@ -2,8 +2,6 @@ package elect
 
 import (
 	"encoding/json"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -49,41 +47,20 @@ func FuzzDecodeLeader(f *testing.F) {
 			fallback = -fallback
 		}
 		if d := lockDelayOf(p, fallback); d < 0 || d > MaxLockDelay {
-			if d < 0 && hugeLockDelay(value) {
-				t.Skipf("KNOWN BUG (reported, not fixed here): %s", bugLockDelayOverflow)
-			}
 			t.Errorf("lock-delay %v from value %q (fallback %v), want within [0, %v]", d, value, fallback, MaxLockDelay)
 		}
 	})
 }
 
-// bugLockDelayOverflow was found by FuzzDecodeLeader. Harmless today (a
-// negative wait falls back to the acquire backoff), but a hostile record
-// can make the lock-delay negative.
-const bugLockDelayOverflow = "elect/election.go lockDelayOf: time.Duration(r.LockDelayMS)*time.Millisecond " +
-	"overflows for lock_delay_ms > 9223372036854 and the min() with MaxLockDelay keeps the negative result; " +
-	"compare the milliseconds with MaxLockDelay.Milliseconds() before multiplying"
-
-func hugeLockDelay(value []byte) bool {
-	var r record
-	return json.Unmarshal(value, &r) == nil && r.LockDelayMS > MaxLockDelay.Milliseconds()
-}
-
-// TestLockDelayOfHugeRecord is the known bug above as a strict expected
-// failure: it skips while the bug shows and fails once it is fixed, so that
-// this test and the skip in FuzzDecodeLeader get cleaned up.
+// TestLockDelayOfHugeRecord: FuzzDecodeLeader found that a huge
+// lock_delay_ms overflowed into a negative delay.
 func TestLockDelayOfHugeRecord(t *testing.T) {
-	var bad []string
-	for _, ms := range []int64{9223372036855, 1 << 62, 9223372036854775807} {
+	for _, ms := range []int64{60_000, 9223372036855, 1 << 62, 9223372036854775807} {
 		v, _ := json.Marshal(record{LockDelayMS: ms})
 		if d := lockDelayOf(&consulhttp.KVPair{Value: v}, 0); d != MaxLockDelay {
-			bad = append(bad, fmt.Sprintf("lock_delay_ms %d gave %v, want %v", ms, d, MaxLockDelay))
+			t.Errorf("lock_delay_ms %d gave %v, want %v", ms, d, MaxLockDelay)
 		}
 	}
-	if len(bad) > 0 {
-		t.Skipf("KNOWN BUG (reported, not fixed here): %s:\n%s", bugLockDelayOverflow, strings.Join(bad, "\n"))
-	}
-	t.Errorf("known bug no longer shows; remove TestLockDelayOfHugeRecord and the skip in FuzzDecodeLeader: %s", bugLockDelayOverflow)
 }
 
 func sameLeader(a, b *Leader) bool {

@@ -257,8 +257,8 @@ func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
 		next     func(n int) uint64
 		knownBug string
 	}{
-		{"down by one", func(n int) uint64 { return uint64(100000 - n) }, bugIndexBackwards},
-		{"up then down", func(n int) uint64 { return uint64(1000 + 500*(n%2)) }, bugIndexBackwards},
+		{"down by one", func(n int) uint64 { return uint64(100000 - n) }, ""},
+		{"up then down", func(n int) uint64 { return uint64(1000 + 500*(n%2)) }, ""},
 		{"constant, returned at once", func(int) uint64 { return 77 }, ""},
 	}
 	runs := make([]hostileRun, len(tests))
@@ -362,15 +362,8 @@ func TestObserveIndexGoingBackwards(t *testing.T) {
 		v.errorf("more than %d reads in %v: a hot loop (%s)", budget, window, s.summary())
 	default:
 	}
-	v.report(t, bugIndexBackwards)
+	v.report(t, "")
 }
-
-// bugIndexBackwards was found by these tests and is reported rather than
-// fixed here (the package has its own owner). A case marked with it is an
-// expected failure.
-const bugIndexBackwards = "elect/loop.go onWatch and elect/observe.go Observe: an X-Consul-Index that goes " +
-	"backwards resets the index to 0 with no backoff, and the non-blocking read from 0 then clears the " +
-	"failure count, so a server whose index keeps going down (or alternates) is read at network speed"
 
 // verdict collects a case's failures so that a known bug can be told from
 // a new one.

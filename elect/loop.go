@@ -234,21 +234,27 @@ func (l *loop) onWatch(r watchResult) {
 		l.emit(Event{Kind: KindError, Err: r.err, Attempt: l.watchFails})
 		return
 	}
-	// Index rules: go back to 0 if it went backwards, never block below 1,
-	// and treat an early return with no change as a spurious wake-up that
-	// gets rate-limited rather than a reason to ask again at once.
-	switch idx := r.meta.LastIndex; {
-	case idx < l.index:
+	// Index rules: go back to 0 if it went backwards, never block below 1.
+	// An index that went backwards, or an early return with no change, is
+	// rate-limited like a failure rather than a reason to ask again at
+	// once; only a proper blocking read clears the failure count (the
+	// non-blocking read after a reset proves nothing).
+	idx := r.meta.LastIndex
+	backwards := idx < r.idx
+	switch {
+	case backwards:
 		l.index = 0
 	case idx == 0:
 		l.index = 1
 	default:
 		l.index = idx
 	}
-	if r.idx > 0 && r.meta.LastIndex == r.idx && time.Since(r.sent) < l.e.cfg.WatchWait/2 {
+	spurious := r.idx > 0 && idx == r.idx && time.Since(r.sent) < l.e.cfg.WatchWait/2
+	switch {
+	case backwards || spurious:
 		l.watchFails++
 		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
-	} else {
+	case r.idx > 0:
 		l.watchFails = 0
 	}
 	l.e.setState(func(s *State) { s.Reachable = true })

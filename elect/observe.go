@@ -50,9 +50,11 @@ func Observe(ctx context.Context, c KVReader, key string, fn func(*Leader) bool,
 			}
 			continue
 		}
-		spurious := index > 0 && meta.LastIndex == index && time.Since(sent) < DefaultWatchWait/2
+		asked := index
+		spurious := asked > 0 && meta.LastIndex == asked && time.Since(sent) < DefaultWatchWait/2
+		backwards := meta.LastIndex < asked
 		switch {
-		case meta.LastIndex < index:
+		case backwards:
 			index = 0
 		case meta.LastIndex == 0:
 			index = 1
@@ -68,12 +70,15 @@ func Observe(ctx context.Context, c KVReader, key string, fn func(*Leader) bool,
 				return nil
 			}
 		}
-		if spurious {
+		switch {
+		case spurious || backwards:
+			// Rate-limited like a failure; only a proper blocking read
+			// clears the count.
 			failures++
 			if !sleepCtx(ctx, backoff(failures)) {
 				return nil
 			}
-		} else {
+		case asked > 0:
 			failures = 0
 		}
 	}
