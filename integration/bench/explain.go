@@ -83,12 +83,13 @@ func explain(b io.Writer, r *Results) {
 			fmtMs(afterAcquire(l.Latencies, l.AcquireMs)), fmtMs(afterAcquire(c.Latencies, c.AcquireMs)))
 		rb := median(measured(l.ReadBackMs))
 		w("What leaderd does after winning and consul lock doesn't: it reads the key back with `?consistent` to\n")
-		w("learn its fencing token (the key's ModifyIndex) before starting the child. That round trip took %s\n", fmtMs(rb))
-		w("(median), queued behind the other candidates' refused acquires (%.0f per handover, each a Raft write).\n",
-			float64(l.RequestKinds[kindAcquire])/float64(len(l.Requests)))
-		w("The rest, %s against consul lock's %s, is the winner getting the CPU to log and to fork and exec its\n",
-			fmtMs(afterAcquire(l.Latencies, l.AcquireMs)-rb), fmtMs(afterAcquire(c.Latencies, c.AcquireMs)))
-		w("child while %d woken candidate processes share 2 cores with the agent.\n\n", n)
+		w("learn its fencing token (the key's ModifyIndex) before starting the child. Medians: %s from the\n", fmtMs(median(measured(l.ToReadMs))))
+		w("acquire's answer until the read-back was sent, %s for the read-back itself, %s from its answer to the\n", fmtMs(rb), fmtMs(median(measured(l.FromReadMs))))
+		w("child's start; consul lock went from acquire to child in %s. Each step waits for the CPU: the other\n", fmtMs(afterAcquire(c.Latencies, c.AcquireMs)))
+		w("candidates kept waking and trying until the last acquire answered at %s (consul lock: %s), %d\n",
+			fmtMs(median(l.HerdMs)), fmtMs(median(c.HerdMs)), n)
+		w("processes and the agent sharing 2 cores, and the read-back queues behind their refused acquires in\n")
+		w("the agent (%.0f per handover, each a Raft write).\n\n", float64(l.RequestKinds[kindAcquire])/float64(len(l.Requests)))
 		needFix = true
 	}
 

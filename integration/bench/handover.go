@@ -68,7 +68,10 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 			r := &res[i]
 			r.Latencies = append(r.Latencies, h.latency)
 			r.AcquireMs = append(r.AcquireMs, h.acquire)
+			r.HerdMs = append(r.HerdMs, h.herd)
 			r.ReadBackMs = append(r.ReadBackMs, h.readBack)
+			r.ToReadMs = append(r.ToReadMs, h.toRead)
+			r.FromReadMs = append(r.FromReadMs, h.fromRead)
 			r.Requests = append(r.Requests, h.requests)
 			r.RestartRequests = append(r.RestartRequests, h.restart)
 			addDelta(r.RequestKinds, nil, h.kinds)
@@ -84,7 +87,10 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 type handoverSample struct {
 	latency  float64        // ms, old child's exit to new child's start
 	acquire  float64        // ms, old child's exit to the winner's acquire answer
+	herd     float64        // ms, old child's exit to the last acquire answered (anyone's)
 	readBack float64        // ms, the winner's first non-blocking read after its acquire (-1: none)
+	toRead   float64        // ms, the winner's acquire answer to that read's sending (-1: none)
+	fromRead float64        // ms, that read's answer to the new child's start (-1: none)
 	requests int            // by the candidates running at the start, renews left out
 	kinds    map[string]int // the same, by kind
 	restart  int            // by the replacement process, if one was started
@@ -134,13 +140,19 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 	if err := s.awaitReady(hctx); err != nil {
 		return handoverSample{}, err
 	}
-	h := handoverSample{latency: ms(next.At.Sub(exit.At)), readBack: -1, kinds: map[string]int{},
+	h := handoverSample{latency: ms(next.At.Sub(exit.At)), readBack: -1, toRead: -1, fromRead: -1, kinds: map[string]int{},
 		killed: exit.Kind == "gone", restart: total(requests(fresh))}
 	if w := s.byLabel(next.Label); w != nil {
 		acq := w.port.lastAcquire()
 		h.acquire = ms(acq.Sub(exit.At))
 		if start, end := w.port.lastRead(); !start.Before(acq) && !end.IsZero() {
 			h.readBack = ms(end.Sub(start))
+			h.toRead, h.fromRead = ms(start.Sub(acq)), ms(next.At.Sub(end))
+		}
+	}
+	for _, c := range before {
+		if t := c.port.lastAcquire(); t.After(exit.At) {
+			h.herd = max(h.herd, ms(t.Sub(exit.At)))
 		}
 	}
 	after := requests(before)

@@ -62,11 +62,18 @@ type HandoverSeries struct {
 	// successful acquire was answered (the rest of Latencies is what the
 	// new leader does before its child runs).
 	AcquireMs []float64
+	// HerdMs: until the last acquire of the handover, anyone's, was
+	// answered: when the losers were done trying.
+	HerdMs []float64
 	// ReadBackMs: the winner's first non-blocking read after its acquire
 	// (leaderd: the consistent read of its fencing token, before its child
 	// starts; consul lock: its monitor's first read, while its child
 	// starts); -1 when there was none.
 	ReadBackMs []float64
+	// ToReadMs and FromReadMs: from the acquire's answer until that read
+	// was sent, and from its answer until the new child started (-1: none).
+	ToReadMs   []float64
+	FromReadMs []float64
 	// Requests per handover reaching Consul from the candidates that were
 	// running when it began, until all waited again; RestartRequests are the
 	// replacement process's own (consul lock exits with its child; a
@@ -139,6 +146,9 @@ type ScalePoint struct {
 	Latencies    []float64      // ms
 	AcquireMs    []float64      // ms, until the winner's acquire was answered (see HandoverSeries)
 	ReadBackMs   []float64      // see HandoverSeries
+	ToReadMs     []float64      // see HandoverSeries
+	FromReadMs   []float64      // see HandoverSeries
+	HerdMs       []float64      // see HandoverSeries
 	Requests     []int          // per handover, all candidates, until all wait again
 	Restart      []int          // consul lock: the replacement process's requests
 	RequestKinds map[string]int // Requests summed over all handovers, by kind

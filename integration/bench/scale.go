@@ -41,7 +41,10 @@ func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoi
 		}
 		pt.Latencies = append(pt.Latencies, h.latency)
 		pt.AcquireMs = append(pt.AcquireMs, h.acquire)
+		pt.HerdMs = append(pt.HerdMs, h.herd)
 		pt.ReadBackMs = append(pt.ReadBackMs, h.readBack)
+		pt.ToReadMs = append(pt.ToReadMs, h.toRead)
+		pt.FromReadMs = append(pt.FromReadMs, h.fromRead)
 		pt.Requests = append(pt.Requests, h.requests)
 		addDelta(pt.RequestKinds, nil, h.kinds)
 		if f.Tool == toolConsulLock {
