@@ -3,24 +3,21 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// crashPhase spreads the SIGKILLs uniformly over this long after the
-// candidates settle, so a kill lands at any point of the renew cycle (the
-// longest here: consul lock renews every 7.5s).
-const crashPhase = 8 * time.Second
-
 // crashes SIGKILLs the leader of 3 candidates of f, runs times, and measures
-// how long until another candidate's child starts. The killed process is
+// how long until another candidate's child starts. Run i kills (i+½)/runs
+// of the way through the leader's keep-alive cycle (from a renew or check
+// pass answered to the next), so few runs still cover the cycle evenly
+// and their median is its middle. The killed process is
 // replaced after each run. A child that outlives its supervisor (consul
 // lock has no parent-death signal) is recorded as such and then killed by
 // the benchmark, so runs don't pile up leaders.
 func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, error) {
-	res := CrashSeries{Name: f.Name, Tool: f.Tool, Flags: strings.Join(f.Args, " ")}
+	res := CrashSeries{Name: f.Name, Tool: f.Tool, Flags: strings.Join(f.Args, " "), Window: f.Window.Seconds()}
 	name := "crash-" + f.Slug
 	s, err := b.newSeries(name, f, 3)
 	if err != nil {
@@ -34,22 +31,26 @@ func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, e
 		if err := s.awaitReadyWithin(ctx, 90*time.Second); err != nil {
 			return res, err
 		}
-		// A random point in the renew cycle; not synchronisation.
-		select {
-		case <-time.After(rand.N(crashPhase)):
-		case <-ctx.Done():
-			return res, ctx.Err()
-		}
 		old, leader, ok := s.leader()
 		if !ok {
 			return res, fmt.Errorf("%s run %d: no leader to kill", s.name, i)
+		}
+		rctx, cancel := context.WithTimeout(ctx, 2*f.Cycle+10*time.Second)
+		kept, err := leader.port.awaitAnswer(rctx, f.CycleKind, time.Now())
+		cancel()
+		if err != nil {
+			return res, fmt.Errorf("%s run %d: no %s from the leader: %w", s.name, i, f.CycleKind, err)
+		}
+		phase := time.Duration((float64(i) + 0.5) / float64(runs) * float64(f.Cycle))
+		if err := sleepCtx(ctx, time.Until(kept.Add(phase))); err != nil {
+			return res, err
 		}
 		mark := b.hub.mark()
 		killed := time.Now()
 		if err := leader.cmd.Process.Kill(); err != nil {
 			return res, fmt.Errorf("%s run %d: SIGKILL: %w", s.name, i, err)
 		}
-		run := CrashRun{ChildGone: -1}
+		run := CrashRun{ChildGone: -1, Phase: phase.Seconds()}
 		// leaderd's child dies with it (Pdeathsig); watch for that while
 		// the failover runs.
 		gone := make(chan time.Time, 1)

@@ -39,6 +39,17 @@ func explain(b io.Writer, r *Results) {
 		w("renews by a third without touching failover time.\n\n")
 	}
 
+	if l, c := crashOf(r, leaderdDefaults.Name), crashOf(r, consulLockDefaults.Name); l != nil && c != nil &&
+		median(failovers(c)) < 2*median(failovers(l)) {
+		said++
+		w("**Crash failover with defaults.** consul lock's median was %.2f× leaderd's, short of 2×. Both are\n",
+			median(failovers(c))/median(failovers(l)))
+		w("set by their session settings, not by how fast either tool reacts (see the floor column): leaderd's\n")
+		w("defaults let Consul hand over %.0f s after the last renew, consul lock's %.0f s; over a renew cycle\n", l.Window, c.Window)
+		w("that is 16.7–20 s against 37.5–45 s, plus up to 5 s of api.Lock's retry sleep. Fast crash detection\n")
+		w("(`-check-ttl`) is leaderd's answer when seconds matter.\n\n")
+	}
+
 	if l, c := idleOf(r, leaderdDefaults.Name, "follower"), idleOf(r, consulLockDefaults.Name, "follower"); l != nil && c != nil &&
 		float64(c.RSSKiB)/float64(l.RSSKiB) < 10 {
 		said++

@@ -10,24 +10,28 @@ import (
 
 // Flavors the experiments run.
 var (
-	leaderdDefaults = flavor{Name: "leaderd defaults", Slug: "leaderd", Tool: toolLeaderd}
+	leaderdDefaults = flavor{Name: "leaderd defaults", Slug: "leaderd", Tool: toolLeaderd,
+		Cycle: 10 * time.Second / 3, CycleKind: kindRenew, Window: 20 * time.Second}
 	// leaderdFast is the fast-crash-detection preset: the session is bound
 	// to a 2s TTL check passed every 667ms; lock-delay 1s and a 500ms kill
 	// timeout make the safety window (2s + 1s − 1s margin) hold two check
 	// passes, which leaderd requires.
 	leaderdFast = flavor{Name: "leaderd fast crash detection", Slug: "leaderdfast", Tool: toolLeaderd,
-		Args: []string{"-check-ttl", "2s", "-lock-delay", "1s", "-kill-timeout", "500ms"}}
+		Args:  []string{"-check-ttl", "2s", "-lock-delay", "1s", "-kill-timeout", "500ms"},
+		Cycle: 2 * time.Second / 3, CycleKind: kindCheck, Window: 3 * time.Second}
 	// leaderdAsConsulLock uses consul lock's own session settings (api.Lock:
 	// TTL 15s, lock-delay 15s), separating what the defaults cost from
 	// what the protocol costs.
 	leaderdAsConsulLock = flavor{Name: "leaderd with consul lock's TTL and lock-delay", Slug: "leaderd15s", Tool: toolLeaderd,
-		Args: []string{"-ttl", "15s", "-lock-delay", "15s"}}
+		Args:  []string{"-ttl", "15s", "-lock-delay", "15s"},
+		Cycle: 5 * time.Second, CycleKind: kindRenew, Window: 45 * time.Second}
 	// leaderdQuiet also renews as seldom as consul lock (every 7.5s):
 	// with lock-delay 15s the safety window (15s + 15s − 2.5s margin)
 	// still holds two renew intervals.
 	leaderdQuiet = flavor{Name: "leaderd renewing like consul lock", Slug: "leaderdquiet", Tool: toolLeaderd,
 		Args: []string{"-ttl", "15s", "-lock-delay", "15s", "-renew-interval", "7.5s"}}
-	consulLockDefaults = flavor{Name: "consul lock defaults", Slug: "consullock", Tool: toolConsulLock}
+	consulLockDefaults = flavor{Name: "consul lock defaults", Slug: "consullock", Tool: toolConsulLock,
+		Cycle: 15 * time.Second / 2, CycleKind: kindRenew, Window: 45 * time.Second} // api.Lock: TTL 15s, renewed every TTL/2
 )
 
 // handovers measures n graceful handovers for each flavor, 3 candidates

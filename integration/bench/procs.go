@@ -41,6 +41,16 @@ type flavor struct {
 	Slug string // in file names and child labels: no spaces
 	Tool string
 	Args []string // extra flags
+	// Cycle is how often the request that keeps a crashed leader's
+	// session alive is sent (CycleKind: the session renew, or the check
+	// pass with fast crash detection). Crash runs kill at points spread
+	// evenly over it.
+	Cycle     time.Duration
+	CycleKind string
+	// Window is how long after the last keep-alive Consul can let another
+	// candidate in: 2×TTL (the session timer) plus lock-delay, or with fast
+	// crash detection the check TTL plus lock-delay.
+	Window time.Duration
 }
 
 // cand is one candidate process: leaderd run or consul lock, talking to

@@ -123,12 +123,13 @@ type port struct {
 	mu        sync.Mutex
 	counts    map[string]int
 	total     int
-	watching  int           // blocking reads in flight
-	lastEvent time.Time     // start of the latest request that isn't periodic or a blocking read
-	acquired  time.Time     // when the latest acquire was answered
-	readStart time.Time     // the latest non-blocking read: sent
-	readEnd   time.Time     // ... and answered (zero while in flight)
-	changed   chan struct{} // closed and replaced on every change
+	watching  int                  // blocking reads in flight
+	lastEvent time.Time            // start of the latest request that isn't periodic or a blocking read
+	acquired  time.Time            // when the latest acquire was answered
+	answered  map[string]time.Time // by kind: when the latest request was answered
+	readStart time.Time            // the latest non-blocking read: sent
+	readEnd   time.Time            // ... and answered (zero while in flight)
+	changed   chan struct{}        // closed and replaced on every change
 }
 
 func (p *proxy) listen() (*port, error) {
@@ -136,7 +137,8 @@ func (p *proxy) listen() (*port, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, changed: make(chan struct{})}
+	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, answered: map[string]time.Time{},
+		changed: make(chan struct{})}
 	pt.srv = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pt.serve(p.rp, w, r) }),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -168,17 +170,37 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 	}
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	rp.ServeHTTP(sw, r)
-	switch kind {
-	case kindAcquire:
-		pt.update(func() { pt.acquired = time.Now() })
-	case kindRead:
-		pt.update(func() {
+	pt.update(func() {
+		now := time.Now()
+		pt.answered[kind] = now
+		switch kind {
+		case kindAcquire:
+			pt.acquired = now
+		case kindRead:
 			if pt.readStart.Equal(start) {
-				pt.readEnd = time.Now()
+				pt.readEnd = now
 			}
-		})
-	}
+		}
+	})
 	pt.trace.record(pt.Addr, kind, r, start, sw.code)
+}
+
+// awaitAnswer waits for a request of this kind answered after t and
+// returns when it was answered.
+func (pt *port) awaitAnswer(ctx context.Context, kind string, t time.Time) (time.Time, error) {
+	for {
+		pt.mu.Lock()
+		at, ch := pt.answered[kind], pt.changed
+		pt.mu.Unlock()
+		if at.After(t) {
+			return at, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
 }
 
 // lastRead is the latest non-blocking read's send and answer times.

@@ -98,7 +98,11 @@ type CrashSeries struct {
 	Name  string // "leaderd defaults", ...
 	Tool  string
 	Flags string // what it was run with
-	Runs  []CrashRun
+	// Window: seconds after the last keep-alive before Consul can let
+	// another candidate in (see flavor.Window); Window − Phase is a run's
+	// floor.
+	Window float64
+	Runs   []CrashRun
 }
 
 // CrashRun is one SIGKILL of the leader.
@@ -111,6 +115,9 @@ type CrashRun struct {
 	// child started (two "leaders" at once).
 	OldChildAlive bool
 	Timeline      []Interval // seconds relative to the SIGKILL
+	// Phase: seconds from the leader's last renew (or check pass) answered
+	// to the SIGKILL.
+	Phase float64
 }
 
 // IdleCandidate is one candidate at steady state.
