@@ -226,3 +226,17 @@ func TestShippedSystemdEnvIsValid(t *testing.T) {
 		t.Errorf("leaderd run rejects jobspec/systemd/leaderd.env.example: %v", err)
 	}
 }
+
+// A bad file given by flag is reported under the flag's name, not the
+// CONSUL_* variable the flag overrides.
+func TestConsulFileFlagsNameTheFlag(t *testing.T) {
+	for _, tc := range []struct{ flag, env string }{
+		{"-ca-file", "CONSUL_CACERT"},
+		{"-ca-path", "CONSUL_CAPATH"},
+	} {
+		_, _, err := parseRunConfig([]string{"-service", "x", tc.flag, "/nonexistent"}, func(string) string { return "" })
+		if err == nil || !strings.Contains(err.Error(), tc.flag) || strings.Contains(err.Error(), tc.env) {
+			t.Errorf("%s /nonexistent: error %v, want it to name %s (not %s)", tc.flag, err, tc.flag, tc.env)
+		}
+	}
+}

@@ -180,7 +180,7 @@ func (c *consulFlags) config(getenv func(string) string) (consulhttp.Config, err
 		}
 		f.Close()
 	}
-	return env.Merge(consulhttp.Config{
+	cfg := env.Merge(consulhttp.Config{
 		Address:    c.addr,
 		TokenFile:  c.tokenFile,
 		Datacenter: c.datacenter,
@@ -193,7 +193,27 @@ func (c *consulFlags) config(getenv func(string) string) (consulhttp.Config, err
 			KeyFile:    c.clientKey,
 			ServerName: c.tlsServerName,
 		},
-	}), nil
+	})
+	// Build a client once to check the files and values now, naming the
+	// flag the user gave rather than the variable it overrides.
+	if _, err := consulhttp.NewClient(cfg); err != nil {
+		msg := oneLine(err)
+		for _, f := range []struct{ set, env, flag string }{
+			{c.caFile, consulhttp.EnvCACert, "-ca-file"},
+			{c.caPath, consulhttp.EnvCAPath, "-ca-path"},
+			{c.clientCert, consulhttp.EnvClientCert, "-client-cert"},
+			{c.clientKey, consulhttp.EnvClientKey, "-client-key"},
+			{c.tlsServerName, consulhttp.EnvTLSServerName, "-tls-server-name"},
+			{c.tokenFile, consulhttp.EnvHTTPTokenFile, "-token-file"},
+			{c.addr, consulhttp.EnvHTTPAddr, "-consul-addr"},
+		} {
+			if f.set != "" {
+				msg = strings.ReplaceAll(msg, f.env, f.flag)
+			}
+		}
+		return consulhttp.Config{}, usagef("consul settings: %s", msg)
+	}
+	return cfg, nil
 }
 
 // oneLine joins the lines of a (possibly errors.Join-ed) error with "; "
