@@ -143,13 +143,14 @@ func handoverSVG(r *Results) string {
 	return s.String()
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+// niceCeil rounds v up to a round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6
+// or 8 times a power of ten), so an axis ends just past the data.
 func niceCeil(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	mag := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 5, 10} {
+	for _, m := range []float64{1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10} {
 		if m*mag >= v {
 			return m * mag
 		}

@@ -29,8 +29,8 @@ func explain(b io.Writer, r *Results) {
 		if q != nil {
 			ql := idleOf(r, leaderdQuiet.Name, "leader")
 			w(" with consul lock's session settings and renew period (`%s`), leaderd measured %.1f (leader) and\n", q.Flags, ql.PerMinute)
-			w("%.1f (follower) requests/min against consul lock's %.1f and %.1f, for a crash failover of 37.5–45 s by\n", q.PerMinute, cl.PerMinute, c.PerMinute)
-			w("the protocol (consul lock's: 37.5–50 s).\n")
+			w("%.1f (follower) requests/min against consul lock's %.1f and %.1f, and fails over like consul lock\n", q.PerMinute, cl.PerMinute, c.PerMinute)
+			w("(37.5–45 s after a crash, by the protocol).\n")
 		} else {
 			w(" `-ttl 15s -lock-delay 15s -renew-interval 7.5s` renews as seldom as consul lock.\n")
 		}

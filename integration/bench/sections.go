@@ -91,9 +91,11 @@ func crashSection(b io.Writer, r *Results) {
 	w("what a run takes beyond that is the tool's own delay. Over a whole cycle:\n")
 	w("- leaderd defaults (TTL 10s renewed every 3.3s, lock-delay 0): 16.7–20 s.\n")
 	w("- leaderd fast (check TTL 2s passed every 0.67s, lock-delay 1s): 2.3–3 s, plus the agent's check reaping.\n")
-	w("- consul lock (TTL 15s renewed every 7.5s, lock-delay 15s): 37.5–45 s, plus up to 5 s because a waiter\n")
-	w("  refused during lock-delay sleeps a fixed 5 s (api.Lock's DefaultLockRetryTime) before trying again;\n")
-	w("  leaderd waits out the lock-delay exactly, so with the same settings it takes 37.5–45 s.\n\n")
+	w("- consul lock (TTL 15s renewed every 7.5s, lock-delay 15s): 37.5–45 s. A waiter refused during lock-delay\n")
+	w("  tries again 5 s later (api.Lock's DefaultLockRetryTime) and again; 15 s is three such waits plus their\n")
+	w("  round trips, so the third try lands just after lock-delay ends (the floor column): with a lock-delay\n")
+	w("  that is not a multiple of 5 s the fixed retry would add up to 5 s. leaderd retries when the delay ends.\n")
+	w("- leaderd with consul lock's settings: 37.5–45 s.\n\n")
 }
 
 func idleSection(b io.Writer, r *Results) {
