@@ -87,9 +87,10 @@ Flags:
 	render := fs.Bool("render", false, "measure nothing: rewrite RESULTS.md and the SVGs from -out's results.json")
 	only := fs.String("only", "", "comma list of experiments to run (default all): "+strings.Join(experiments, ","))
 	verbose := fs.Bool("v", false, "log progress in detail")
+	keep := fs.Bool("keep", false, "keep the scratch directory (every process's log) after a successful run; a failed run always keeps it")
 	scaleN := fs.String("scale", "", "comma list of candidate counts for the scale experiment (default 10,100,500; -quick 10,50)")
 	handovers := fs.Int("handovers", 0, "graceful handovers per tool and mode (default 50; -quick 8)")
-	trace := fs.Bool("trace", false, "log every request to Consul (start, end, candidate, kind) to trace.log in the scratch directory")
+	trace := fs.Bool("trace", false, "log every request to Consul (start, end, candidate, kind) to trace.log in the scratch directory (implies -keep)")
 	debugLeaderd := fs.Bool("debug-leaderd", false, "run leaderd candidates with -log-level debug (their logs are in the scratch directory)")
 	manyN := fs.Int("internal-many", 0, "internal: run this many elections on one session (the many-elections process)")
 	manyAddr := fs.String("internal-addr", "", "internal: Consul address for -internal-many")
@@ -147,7 +148,7 @@ Flags:
 	if *debugLeaderd {
 		candidateLogLevel = "debug"
 	}
-	r, err := measure(ctx, root, p, want, *quick, *trace, log)
+	r, err := measure(ctx, root, p, want, *quick, *trace, *keep || *trace, log)
 	if err != nil {
 		return err
 	}
@@ -174,7 +175,7 @@ func moduleRoot(ctx context.Context) (string, error) {
 }
 
 // measure runs the experiments in want.
-func measure(ctx context.Context, root string, p plan, want []string, quick, trace bool, log *slog.Logger) (*Results, error) {
+func measure(ctx context.Context, root string, p plan, want []string, quick, trace, keep bool, log *slog.Logger) (_ *Results, err error) {
 	r := &Results{Quick: quick, Started: time.Now().UTC(), Machine: machine(), GoVersion: runtime.Version(),
 		LoadBefore: loadavg(), LeaderdCommit: commit(ctx, root)}
 	work, err := os.MkdirTemp("", "leaderd-bench-")
@@ -182,6 +183,11 @@ func measure(ctx context.Context, root string, p plan, want []string, quick, tra
 		return nil, err
 	}
 	log.Info("scratch directory (logs of every process)", "dir", work)
+	defer func() {
+		if err == nil && !keep {
+			os.RemoveAll(work)
+		}
+	}()
 	logf := func(format string, a ...any) { log.Info(fmt.Sprintf(format, a...)) }
 	b := &bench{work: work, log: log, hub: newHub(), childLog: filepath.Join(work, "children.log")}
 	if b.consul, err = findConsul(ctx, root, logf); err != nil {
