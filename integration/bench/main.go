@@ -24,6 +24,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -89,9 +92,9 @@ Flags:
 	verbose := fs.Bool("v", false, "log progress in detail")
 	keep := fs.Bool("keep", false, "keep the scratch directory (every process's log) after a successful run; a failed run always keeps it")
 	scaleN := fs.String("scale", "", "comma list of candidate counts for the scale experiment (default 10,100,500; -quick 10,50)")
-	handovers := fs.Int("handovers", 0, "graceful handovers per tool and mode (default 50; -quick 8)")
+	handovers := fs.Int("handovers", 0, "graceful handovers per tool and mode (default 60; -quick 8)")
 	trace := fs.Bool("trace", false, "log every request to Consul (start, end, candidate, kind) to trace.log in the scratch directory (implies -keep)")
-	debugLeaderd := fs.Bool("debug-leaderd", false, "run leaderd candidates with -log-level debug (their logs are in the scratch directory)")
+	debugLeaderd := fs.Bool("debug-leaderd", false, "run leaderd candidates with -log-level debug (their logs are in the scratch directory: use -keep)")
 	manyN := fs.Int("internal-many", 0, "internal: run this many elections on one session (the many-elections process)")
 	manyAddr := fs.String("internal-addr", "", "internal: Consul address for -internal-many")
 	if err := fs.Parse(args); err != nil {
