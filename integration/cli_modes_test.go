@@ -64,9 +64,19 @@ func TestRunConsulTags(t *testing.T) {
 		ServiceTags               []string
 		ServiceMeta               map[string]string
 	}
-	_, body := httpGet(t, agent.Addr, "/v1/catalog/service/tagged?tag=leader")
-	if err := json.Unmarshal([]byte(body), &entries); err != nil {
-		t.Fatalf("catalog: %v\n%s", err, body)
+	// The agent syncs its local registration to the catalog on its own
+	// (anti-entropy), a moment after the register call returned.
+	var body string
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(10 * time.Second); ; <-tick.C {
+		_, body = httpGet(t, agent.Addr, "/v1/catalog/service/tagged?tag=leader")
+		if err := json.Unmarshal([]byte(body), &entries); err != nil {
+			t.Fatalf("catalog: %v\n%s", err, body)
+		}
+		if len(entries) > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if len(entries) != 1 || !slices.Equal(entries[0].ServiceTags, []string{"leader", "blue", "v2"}) ||
 		entries[0].ServiceAddress != "127.0.0.1" || entries[0].ServicePort != 7000 || entries[0].ServiceMeta["leaderd_id"] != "t1" {
