@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -206,9 +207,19 @@ func TestClusterElectsNewLeaderAfterKill(t *testing.T) {
 	if next == old {
 		t.Fatalf("leader after killing %s is still %s", old.NodeName, next.NodeName)
 	}
-	// Raft kept the write, and the new leader accepts new ones.
-	if got, _ := get(t, next, "term"); got != "1" {
-		t.Errorf("term on the new leader = %q, want \"1\"", got)
+	// Raft kept the write, and the new leader accepts new ones. A default
+	// read right after the election can come before the new leader has
+	// applied the log it inherited, so ask until it has (bounded).
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(10 * time.Second); ; <-tick.C {
+		got, _ := get(t, next, "term")
+		if got == "1" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("term on the new leader = %q, want \"1\"", got)
+		}
 	}
 	put(t, next, "term", "2")
 
