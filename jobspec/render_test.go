@@ -47,19 +47,22 @@ var (
 		Command: "/usr/local/bin/my-app", Args: []string{"--listen", "0.0.0.0:${NOMAD_PORT_app}"}}
 )
 
+// renderCases: shipped marks the cases whose HCL golden file is a shipped,
+// copy-ready example in jobspec/ rather than a copy under testdata/.
 var renderCases = []struct {
-	name string
-	opts Options
+	name    string
+	opts    Options
+	shipped string
 }{
-	{"wrap-exec", exampleWrap},
+	{"wrap-exec", exampleWrap, "leader-task.nomad.hcl"},
 	{"wrap-docker", Options{Service: "reports", Job: "reports-job", Group: "workers", Namespace: "batch",
 		Datacenters: []string{"dc1", "dc2"}, Count: 5, Image: "registry.example.com/reports:2.1", AppPort: 9000,
 		Command: "/app/reports", Args: []string{"--loop", `--say="hi" 100%{x}`}, Tags: []string{"v2", "blue"},
-		KillTimeout: 30 * time.Second, CPU: 500, MemoryMB: 1024}},
-	{"sidecar-docker", exampleSidecar},
-	{"sidecar-exec", Options{Mode: ModeSidecar, Service: "cron", Command: "/usr/bin/cron-runner", Tags: []string{"ops"}}},
-	{"native-exec", exampleNative},
-	{"native-docker", Options{Mode: ModeNative, Service: "api", Namespace: "prod", Image: "ghcr.io/example/api:3", Tags: []string{"v3"}}},
+		KillTimeout: 30 * time.Second, CPU: 500, MemoryMB: 1024}, ""},
+	{"sidecar-docker", exampleSidecar, "sidecar.nomad.hcl"},
+	{"sidecar-exec", Options{Mode: ModeSidecar, Service: "cron", Command: "/usr/bin/cron-runner", Tags: []string{"ops"}}, ""},
+	{"native-exec", exampleNative, "native.nomad.hcl"},
+	{"native-docker", Options{Mode: ModeNative, Service: "api", Namespace: "prod", Image: "ghcr.io/example/api:3", Tags: []string{"v3"}}, ""},
 }
 
 // TestRenderForms renders every case in HCL and JSON, checks both against
@@ -76,7 +79,11 @@ func TestRenderForms(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, filepath.Join("testdata", tc.name+".nomad.hcl"), hcl)
+			hclGolden := filepath.Join("testdata", tc.name+".nomad.hcl")
+			if tc.shipped != "" {
+				hclGolden = tc.shipped
+			}
+			golden(t, hclGolden, hcl)
 			golden(t, filepath.Join("testdata", tc.name+".json"), js)
 
 			root, err := parseHCL(string(hcl))
@@ -207,20 +214,9 @@ func TestRoleTemplate(t *testing.T) {
 	}
 }
 
-// TestShippedExamples keeps the copy-ready files in jobspec/ equal to what
-// Render produces for the example options.
+// TestShippedExamples keeps the shipped variables policy equal to what
+// RenderPolicy produces (the shipped jobs are TestRenderForms' goldens).
 func TestShippedExamples(t *testing.T) {
-	for file, opts := range map[string]Options{
-		"leader-task.nomad.hcl": exampleWrap,
-		"sidecar.nomad.hcl":     exampleSidecar,
-		"native.nomad.hcl":      exampleNative,
-	} {
-		b, err := Render(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		golden(t, file, b)
-	}
 	policy, cmd, err := RenderPolicy(exampleNative)
 	if err != nil {
 		t.Fatal(err)
