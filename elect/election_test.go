@@ -14,64 +14,11 @@ import (
 	"github.com/leaderd/leaderd/consulhttp"
 )
 
-// cutConsul lets a test cut one candidate off from the shared fake.
-type cutConsul struct {
-	*fakeConsul
-	mu  sync.Mutex
-	cut bool
-}
-
-func (c *cutConsul) setCut(v bool) { c.mu.Lock(); c.cut = v; c.mu.Unlock() }
-func (c *cutConsul) isCut() bool   { c.mu.Lock(); defer c.mu.Unlock(); return c.cut }
-
-func (c *cutConsul) CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error) {
-	if c.isCut() {
-		return "", errCut
-	}
-	return c.fakeConsul.CreateSession(ctx, r)
-}
-func (c *cutConsul) RenewSession(ctx context.Context, id string) (*consulhttp.SessionEntry, error) {
-	if c.isCut() {
-		return nil, errCut
-	}
-	return c.fakeConsul.RenewSession(ctx, id)
-}
-func (c *cutConsul) DestroySession(ctx context.Context, id string) error {
-	if c.isCut() {
-		return errCut
-	}
-	return c.fakeConsul.DestroySession(ctx, id)
-}
-func (c *cutConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
-	if c.isCut() {
-		return nil, consulhttp.QueryMeta{}, errCut
-	}
-	return c.fakeConsul.GetKV(ctx, key, q)
-}
-func (c *cutConsul) Acquire(ctx context.Context, key, s string, v []byte) (bool, error) {
-	if c.isCut() {
-		return false, errCut
-	}
-	return c.fakeConsul.Acquire(ctx, key, s, v)
-}
-func (c *cutConsul) Release(ctx context.Context, key, s string, v []byte) (bool, error) {
-	if c.isCut() {
-		return false, errCut
-	}
-	return c.fakeConsul.Release(ctx, key, s, v)
-}
-func (c *cutConsul) UpdateTTL(ctx context.Context, id, st, out string) error {
-	if c.isCut() {
-		return errCut
-	}
-	return c.fakeConsul.UpdateTTL(ctx, id, st, out)
-}
-
 // cand is one running candidate and what it saw.
 type cand struct {
 	id     string
 	e      *Election
-	conn   *cutConsul
+	conn   *CutConsul
 	cancel context.CancelFunc
 	done   chan error
 
@@ -117,7 +64,7 @@ func (c *cand) stop(t *testing.T) {
 
 func start(t *testing.T, f *fakeConsul, id string, cfg Config) *cand {
 	t.Helper()
-	c := &cand{id: id, conn: &cutConsul{fakeConsul: f}, done: make(chan error, 1)}
+	c := &cand{id: id, conn: &CutConsul{Consul: f}, done: make(chan error, 1)}
 	if cfg.Key == "" {
 		cfg.Key = "services/web/leader"
 	}
@@ -252,7 +199,7 @@ func TestLeaseExpiresWhileCutOff(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond) // between renews
 		lastProof := a.e.State().LastRenew
-		a.conn.setCut(true)
+		a.conn.SetCut(true)
 		var aDown, bUp time.Time
 		waitFor(t, time.Minute, "b elected", func() bool {
 			if aDown.IsZero() && !a.e.State().Leading {
@@ -281,7 +228,7 @@ func TestLeaseExpiresWhileCutOff(t *testing.T) {
 			t.Errorf("a's step-down reasons (-want +got):\n%s", diff)
 		}
 		// Healed: a rejoins as a follower of b.
-		a.conn.setCut(false)
+		a.conn.SetCut(false)
 		waitFor(t, time.Minute, "a follows b", func() bool {
 			l := a.e.State().Leader
 			return l != nil && l.ID == "b"
@@ -583,7 +530,7 @@ func TestFastCrashDetection(t *testing.T) {
 			t.Fatalf("leaders = %v", got)
 		}
 		time.Sleep(200 * time.Millisecond)
-		a.conn.setCut(true) // a "crashes": nothing from it reaches Consul
+		a.conn.SetCut(true) // a "crashes": nothing from it reaches Consul
 		var aDown time.Time
 		took := waitFor(t, time.Minute, "b elected", func() bool {
 			if aDown.IsZero() && !a.e.State().Leading {

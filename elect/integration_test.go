@@ -19,66 +19,10 @@ import (
 
 var fastTTL = []string{`session_ttl_min = "1s"`}
 
-// cutConsul is a candidate's own view of Consul that a test can cut off,
-// as if its network (or the whole process) froze.
-type cutConsul struct {
-	elect.Consul
-	mu  sync.Mutex
-	cut bool
-}
-
-var errCut = &consulhttp.RequestError{Method: "PUT", Path: "/", Err: fmt.Errorf("test: cut off")}
-
-func (c *cutConsul) setCut(v bool) { c.mu.Lock(); c.cut = v; c.mu.Unlock() }
-func (c *cutConsul) isCut() bool   { c.mu.Lock(); defer c.mu.Unlock(); return c.cut }
-
-func (c *cutConsul) CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error) {
-	if c.isCut() {
-		return "", errCut
-	}
-	return c.Consul.CreateSession(ctx, r)
-}
-func (c *cutConsul) RenewSession(ctx context.Context, id string) (*consulhttp.SessionEntry, error) {
-	if c.isCut() {
-		return nil, errCut
-	}
-	return c.Consul.RenewSession(ctx, id)
-}
-func (c *cutConsul) DestroySession(ctx context.Context, id string) error {
-	if c.isCut() {
-		return errCut
-	}
-	return c.Consul.DestroySession(ctx, id)
-}
-func (c *cutConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
-	if c.isCut() {
-		return nil, consulhttp.QueryMeta{}, errCut
-	}
-	return c.Consul.GetKV(ctx, key, q)
-}
-func (c *cutConsul) Acquire(ctx context.Context, key, s string, v []byte) (bool, error) {
-	if c.isCut() {
-		return false, errCut
-	}
-	return c.Consul.Acquire(ctx, key, s, v)
-}
-func (c *cutConsul) Release(ctx context.Context, key, s string, v []byte) (bool, error) {
-	if c.isCut() {
-		return false, errCut
-	}
-	return c.Consul.Release(ctx, key, s, v)
-}
-func (c *cutConsul) UpdateTTL(ctx context.Context, id, st, out string) error {
-	if c.isCut() {
-		return errCut
-	}
-	return c.Consul.UpdateTTL(ctx, id, st, out)
-}
-
 type runner struct {
 	id     string
 	e      *elect.Election
-	conn   *cutConsul
+	conn   *elect.CutConsul
 	cancel context.CancelFunc
 	done   chan error
 
@@ -142,7 +86,7 @@ func newClient(t *testing.T, a *consultest.Agent) *consulhttp.Client {
 
 func run(t *testing.T, a *consultest.Agent, o *overlapCheck, id string, cfg elect.Config) *runner {
 	t.Helper()
-	r := &runner{id: id, conn: &cutConsul{Consul: newClient(t, a)}, done: make(chan error, 1), overlaps: o}
+	r := &runner{id: id, conn: &elect.CutConsul{Consul: newClient(t, a)}, done: make(chan error, 1), overlaps: o}
 	if cfg.Key == "" {
 		cfg.Key = "services/it/leader"
 	}
@@ -310,7 +254,7 @@ func TestRealFrozenLeaderLeaseEndsBeforeTakeover(t *testing.T) {
 	cfg := elect.Config{TTL: 2 * time.Second, Margin: 200 * time.Millisecond}
 	rs := []*runner{run(t, a, o, "a", cfg), run(t, a, o, "b", cfg)}
 	l := oneLeader(t, rs, 10*time.Second)
-	l.conn.setCut(true) // frozen: nothing it sends reaches Consul
+	l.conn.SetCut(true) // frozen: nothing it sends reaches Consul
 	t0 := time.Now()
 	eventually(t, 10*time.Second, "a new leader", func() bool {
 		ls := leadersOf(rs)
@@ -327,7 +271,7 @@ func TestRealFrozenLeaderLeaseEndsBeforeTakeover(t *testing.T) {
 	if took > 2*2*time.Second+2*time.Second {
 		t.Errorf("takeover took %v, want ≤ 2×TTL + 2s", took)
 	}
-	l.conn.setCut(false)
+	l.conn.SetCut(false)
 	eventually(t, 10*time.Second, "rejoins as follower", func() bool {
 		ld := l.e.State().Leader
 		return ld != nil && ld.ID != l.id
@@ -341,7 +285,7 @@ func TestRealFastCrashDetection(t *testing.T) {
 	cfg := elect.Config{TTL: 10 * time.Second, CheckTTL: time.Second, LockDelay: 500 * time.Millisecond, Margin: 200 * time.Millisecond}
 	rs := []*runner{run(t, a, o, "a", cfg), run(t, a, o, "b", cfg)}
 	l := oneLeader(t, rs, 10*time.Second)
-	l.conn.setCut(true) // crashed: stops passing its check
+	l.conn.SetCut(true) // crashed: stops passing its check
 	t0 := time.Now()
 	eventually(t, 15*time.Second, "a new leader", func() bool {
 		ls := leadersOf(rs)
