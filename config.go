@@ -187,6 +187,8 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	}
 	if cfg.CheckTTL < 0 {
 		bad("invalid %s %v: must not be negative (0 turns it off)", fs.name("check-ttl"), cfg.CheckTTL)
+	} else if cfg.CheckTTL > 0 && cfg.CheckTTL < 100*time.Millisecond {
+		bad("invalid %s %v: below 100ms the agent can't keep the check passing (0 turns it off)", fs.name("check-ttl"), cfg.CheckTTL)
 	}
 	if cfg.KillTimeout < 0 {
 		bad("invalid %s %v: must not be negative", fs.name("kill-timeout"), cfg.KillTimeout)

@@ -102,9 +102,6 @@ func checkRunConfig(t *testing.T, cfg runConfig) {
 		CheckID: "leaderd:" + cfg.ID, Margin: cfg.margin(), ReleaseTimeout: 2 * time.Second,
 	})
 	if err != nil {
-		if knownCheckTTLGap(cfg, err) {
-			t.Skipf("KNOWN BUG (reported, not fixed here): %s", bugCheckTTLFloor)
-		}
 		bad("elect.New refuses it: %v", err)
 	}
 }
@@ -120,23 +117,13 @@ func skipFuzzArgs(args []string, env map[string]string) bool {
 	return false
 }
 
-const bugCheckTTLFloor = "config.go parseRunConfig accepts -check-ttl below 100ms when the lock-delay makes its window " +
-	"check pass (-check-ttl 50ms -lock-delay 2s -kill-timeout 0s); elect.New then refuses it and leaderd exits 2 with " +
-	"elect's wording (\"elect: invalid config: check ttl 50ms is below 100ms\") instead of naming -check-ttl"
-
-func knownCheckTTLGap(cfg runConfig, err error) bool {
-	return cfg.CheckTTL > 0 && cfg.CheckTTL < 100*time.Millisecond && strings.Contains(err.Error(), "check ttl") &&
-		strings.Contains(err.Error(), "below 100ms")
-}
-
-// TestCheckTTLFloorNamesTheFlag is bugCheckTTLFloor as a strict expected
-// failure: it skips while the bug shows and fails once it is fixed, so this
-// test and the skip in checkRunConfig get cleaned up.
+// TestCheckTTLFloorNamesTheFlag: FuzzParseRunConfig found a -check-ttl
+// below elect's 100ms floor that passed leaderd's own checks, so the error
+// came in elect's words instead of naming the flag.
 func TestCheckTTLFloorNamesTheFlag(t *testing.T) {
 	args := []string{"-service", "x", "-check-ttl", "50ms", "-lock-delay", "2s", "-kill-timeout", "0s", "-listen", ""}
 	_, _, err := parseRunConfig(args, envMap())
 	if err == nil || !strings.Contains(err.Error(), "-check-ttl") {
-		t.Skipf("KNOWN BUG (reported, not fixed here): %s (parseRunConfig: %v)", bugCheckTTLFloor, err)
+		t.Errorf("parseRunConfig(%v) = %v, want an error naming -check-ttl", args, err)
 	}
-	t.Errorf("known bug no longer shows; remove TestCheckTTLFloorNamesTheFlag and the skip in checkRunConfig: %s", bugCheckTTLFloor)
 }
