@@ -80,11 +80,10 @@ func TestHostileAnswers(t *testing.T) {
 	const window, budget = 4 * time.Second, 30
 	someoneElse := "9a0e4c1d-0000-4000-8000-00000000beef"
 	tests := []struct {
-		name     string
-		setup    func(s *hostileServer)
-		wantErr  string // in an error event or Run's error
-		wantRun  bool   // Run returns an error by itself
-		knownBug string // see verdict.report
+		name    string
+		setup   func(s *hostileServer)
+		wantErr string // in an error event or Run's error
+		wantRun bool   // Run returns an error by itself
 	}{{
 		name:    "session create: HTML page with 200",
 		setup:   func(s *hostileServer) { s.create = reply(200, htmlPage) },
@@ -242,7 +241,7 @@ func TestHostileAnswers(t *testing.T) {
 			if !found {
 				v.errorf("no error saying %q; errors:\n%s", tc.wantErr, strings.Join(texts, "\n"))
 			}
-			v.report(t, tc.knownBug)
+			v.report(t)
 		})
 	}
 }
@@ -253,13 +252,12 @@ func TestHostileAnswers(t *testing.T) {
 func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
 	const window, budget = 4 * time.Second, 30
 	tests := []struct {
-		name     string
-		next     func(n int) uint64
-		knownBug string
+		name string
+		next func(n int) uint64
 	}{
-		{"down by one", func(n int) uint64 { return uint64(100000 - n) }, ""},
-		{"up then down", func(n int) uint64 { return uint64(1000 + 500*(n%2)) }, ""},
-		{"constant, returned at once", func(int) uint64 { return 77 }, ""},
+		{"down by one", func(n int) uint64 { return uint64(100000 - n) }},
+		{"up then down", func(n int) uint64 { return uint64(1000 + 500*(n%2)) }},
+		{"constant, returned at once", func(int) uint64 { return 77 }},
 	}
 	runs := make([]hostileRun, len(tests))
 	servers := make([]*hostileServer, len(tests))
@@ -287,7 +285,7 @@ func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
 			if n := s.count("get"); n < 2 {
 				v.errorf("%d reads: the test did not exercise the watch", n)
 			}
-			v.report(t, tc.knownBug)
+			v.report(t)
 		})
 	}
 }
@@ -362,31 +360,21 @@ func TestObserveIndexGoingBackwards(t *testing.T) {
 		v.errorf("more than %d reads in %v: a hot loop (%s)", budget, window, s.summary())
 	default:
 	}
-	v.report(t, "")
+	v.report(t)
 }
 
-// verdict collects a case's failures so that a known bug can be told from
-// a new one.
+// verdict collects a case's failures and reports them together.
 type verdict struct{ fails []string }
 
 func (v *verdict) errorf(format string, a ...any) {
 	v.fails = append(v.fails, fmt.Sprintf(format, a...))
 }
 
-// report fails t with every failure; for a case marked with a known bug it
-// skips, naming the bug, while the bug still shows, and fails once it no
-// longer does, so the mark can't outlive the bug (a strict expected failure).
-func (v *verdict) report(t *testing.T, knownBug string) {
+// report fails t with every failure.
+func (v *verdict) report(t *testing.T) {
 	t.Helper()
-	switch {
-	case knownBug == "":
-		for _, f := range v.fails {
-			t.Error(f)
-		}
-	case len(v.fails) > 0:
-		t.Skipf("KNOWN BUG (reported, not fixed here): %s:\n%s", knownBug, strings.Join(v.fails, "\n"))
-	default:
-		t.Errorf("known bug no longer shows; remove its mark from the test: %s", knownBug)
+	for _, f := range v.fails {
+		t.Error(f)
 	}
 }
 
