@@ -79,10 +79,8 @@ func TestFaultKillLeader(t *testing.T) {
 // than the lease (until the follower leads), then resumed. The follower
 // leads only after the frozen leader's lease (from its last proof, in its
 // debug log) is over; the resumed leader steps down at once without acting
-// as leader and follows. Its child never acts again when leaderd resumes
-// first (it is killed frozen); when everything resumes at once the child
-// runs for a moment until leaderd kills it: a stale tail, fenced by its
-// lower token, which is the documented limit of any lease.
+// as leader and follows. Its child must be dead before the follower's
+// starts: the keeper kills it, frozen or not, at the lease end.
 func TestFaultFreezeLeader(t *testing.T) {
 	t.Parallel()
 	for _, whole := range []bool{false, true} {
@@ -140,7 +138,9 @@ func TestFaultFreezeLeader(t *testing.T) {
 					t.Errorf("a's frozen child acted after the freeze: %v", evs)
 				}
 			}
-			rep := r.verify(history.Options{StaleTail: faultKillTimeout + faultSlack})
+			// Strict: no stale tail allowed. a's claim ends at its lease end
+			// (it reads its clock on waking); its child must be dead by then.
+			rep := r.verify(history.Options{Lease: faultTTL - faultMargin})
 			for _, n := range rep.Notices {
 				t.Logf("checker: %s", n)
 			}

@@ -136,37 +136,42 @@ func TestCheck(t *testing.T) {
 			wantRules: []string{"settle"},
 		},
 		{
-			name: "frozen, leaderd resumed alone, child killed frozen",
-			evs:  join(frozenLeader(ev(4510, "a", ChildReaped, 10, 11, "code=137"))),
-			opts: Options{StaleTail: 100 * time.Millisecond},
-			// a's claim tail (2ms) overlapped b: fenced; a's child was
-			// frozen, not dead, when b's started.
-			wantNotices: 2,
+			name:      "frozen, leaderd resumed alone, child killed frozen after the next started",
+			evs:       join(frozenLeader(ev(4510, "a", ChildReaped, 10, 11, "code=137"))),
+			opts:      Options{Lease: 2 * time.Second},
+			wantRules: []string{"child", "record"}, // no proof in the history either
+			// a's claim was cut at its lease end
+			wantNotices: 1,
 		},
 		{
-			name:      "frozen, leaderd resumed alone, no stale tail allowed",
-			evs:       join(frozenLeader(ev(4510, "a", ChildReaped, 10, 11, "code=137"))),
-			wantRules: []string{"overlap"},
-			// the child was frozen until killed: only a notice
+			name: "frozen, child killed at the lease end, claim cut by the lease",
+			evs: join(frozenLeader(ev(30, "a", Proof, 0, 1, "renew"),
+				ev(2030, "a", ChildGone, 10, 11, ""))),
+			opts:        Options{Lease: 2 * time.Second},
 			wantNotices: 1,
+		},
+		{
+			name: "frozen, child killed at the lease end, no Lease: the claim runs to the step-down",
+			evs: join(frozenLeader(ev(30, "a", Proof, 0, 1, "renew"),
+				ev(2030, "a", ChildGone, 10, 11, ""))),
+			wantRules: []string{"overlap"},
 		},
 		{
 			name: "frozen, all resumed, short child tail",
 			evs: join(frozenLeader(resumed("a", 4000, 11),
 				ev(4003, "a", ChildStop, 10, 11, "stop"), ev(4004, "a", ChildReaped, 10, 11, "code=0"))),
-			opts:        Options{StaleTail: 100 * time.Millisecond},
-			wantNotices: 2,
+			// no allowance for a tail fenced by a's lower token
+			wantRules: []string{"child", "overlap"},
 		},
 		{
 			name: "frozen, all resumed, child runs on",
 			evs: join(frozenLeader(resumed("a", 4000, 11),
 				ev(4600, "a", ChildStop, 10, 11, "stop"), ev(4601, "a", ChildReaped, 10, 11, "code=0"))),
-			opts: Options{StaleTail: 100 * time.Millisecond},
 			// the claim's 2ms tail merges into the child's 601ms one
 			wantRules: []string{"child", "overlap"},
 		},
 		{
-			name: "stale tail with the higher token is not fenced",
+			name: "stale tail with the higher token",
 			evs: join(
 				ev(0, "a", Elected, 30, 1, ""), ev(5, "a", ChildStart, 30, 11, ""),
 				frozen("a", 50, 1, 11),
@@ -174,8 +179,14 @@ func TestCheck(t *testing.T) {
 				resumed("a", 4000, 1, 11),
 				ev(4002, "a", SteppedDown, 30, 1, "lease_expired"), ev(4004, "a", ChildReaped, 30, 11, ""),
 			),
-			opts:      Options{StaleTail: 100 * time.Millisecond},
 			wantRules: []string{"child", "overlap", "token"},
+		},
+		{
+			name: "a renewing leader is not cut by the lease",
+			evs: join(graceful("a", 1, 11, 10, 0, 5000), ev(1500, "a", Proof, 0, 1, "renew"),
+				ev(3000, "a", Proof, 0, 1, "renew"), graceful("b", 2, 21, 20, 4500, 6000)),
+			opts:      Options{Lease: 2 * time.Second},
+			wantRules: []string{"child", "overlap"},
 		},
 		{
 			name:      "child of a term never won",

@@ -37,16 +37,16 @@
 // frozen: from the moment the test saw it stopped (/proc state T, not the
 // moment SIGSTOP was sent) to the moment just before SIGCONT was sent. A
 // frozen child still counts as alive until it is really dead: being frozen
-// is not being dead, it is only not acting.
+// is not being dead, it is only not acting, and it acts again the moment
+// it is resumed.
 //
-// A process resumed after its lease ended is stale: whatever it does from
-// the resume on (a child running again until leaderd kills it, leaderd
-// itself until it reads the clock and steps down) is a stale tail. No
-// protocol can stop a frozen process; that is what fencing tokens are for.
-// Options.StaleTail allows a tail that is at most that long and whose token
-// is lower than the token of every term it overlaps (a fenced store would
-// reject it); such a tail is reported as a notice, not a violation. With
-// StaleTail 0, every overlap is a violation.
+// The checker is strict: there is no allowance for a stale leader whose
+// lower fencing token a downstream store could reject. Whatever ended a
+// term, its child must be dead (not frozen) before the next term's child
+// starts, and no two acting sets may touch. A leaderd resumed past its
+// lease may claim only until its lease end when Options.Lease is given
+// (leaderd reads its clock before acting, which it does not log); without
+// it, until its step-down record.
 //
 // # The properties (Check)
 //
@@ -55,8 +55,7 @@
 //     their elected records), except right after an Epoch event (Consul lost
 //     its state, so its Raft indexes, the tokens, restart low);
 //   - child: every term's child was dead before the next term's child
-//     started, or frozen then and never acting again beyond an allowed stale
-//     tail;
+//     started;
 //   - term: every child record belongs to an elected term of its candidate;
 //   - settle: after each Options.Settle point (the faults healed), exactly
 //     one term leads (claim acting, child started) within the bound.

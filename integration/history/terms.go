@@ -32,11 +32,9 @@ type ChildLife struct {
 	DeadSeen bool // Dead comes from a reap or an observation
 }
 
-// span is a stretch of time during which a term may act. A tail span starts
-// at a resume (SIGCONT): the process was frozen before it.
+// span is a stretch of time during which a term may act.
 type span struct {
 	from, to time.Time
-	tail     bool
 }
 
 func (s span) dur() time.Duration { return s.to.Sub(s.from) }
@@ -45,13 +43,17 @@ func (s span) dur() time.Duration { return s.to.Sub(s.from) }
 type timeline struct {
 	start, end time.Time
 	terms      []*Term
-	pauses     map[int][]span // by pid: frozen [seen stopped, SIGCONT)
-	problems   []Violation    // found while building the terms
-	children   bool           // the history has child records at all
+	pauses     map[int][]span      // by pid: frozen [seen stopped, SIGCONT)
+	problems   []Violation         // found while building the terms
+	children   bool                // the history has child records at all
+	lease      time.Duration       // Options.Lease
+	proofAt    map[int][]time.Time // by leaderd pid: its session proofs, in order
+	proofs     bool                // the history has Proof records at all
+	cut        []string            // notices: claims that a lease end cut short
 }
 
-func build(evs []Event, start, end time.Time) *timeline {
-	tl := &timeline{start: start, end: end, pauses: map[int][]span{}}
+func build(evs []Event, start, end time.Time, lease time.Duration) *timeline {
+	tl := &timeline{start: start, end: end, lease: lease, pauses: map[int][]span{}, proofAt: map[int][]time.Time{}}
 	epoch := 0
 	bad := func(rule, format string, a ...any) {
 		tl.problems = append(tl.problems, Violation{Rule: rule, Msg: fmt.Sprintf(format, a...)})
@@ -122,6 +124,9 @@ func build(evs []Event, start, end time.Time) *timeline {
 			if t := childOf(e.PID); t != nil && (t.Child.Dead.IsZero() || e.At.Before(t.Child.Dead)) {
 				t.Child.Dead, t.Child.DeadSeen = e.At, true
 			}
+		case Proof:
+			tl.proofs = true
+			tl.proofAt[e.PID] = append(tl.proofAt[e.PID], e.At)
 		case Frozen:
 			tl.pauses[e.PID] = append(tl.pauses[e.PID], span{from: e.At})
 		case Resumed:
@@ -151,6 +156,12 @@ func build(evs []Event, start, end time.Time) *timeline {
 		}
 		tl.pauses[pid] = ps
 	}
+	for _, t := range tl.terms {
+		if ws := tl.leased(t); len(ws) > 0 && ws[len(ws)-1].to.Before(t.Ended) {
+			tl.cut = append(tl.cut, fmt.Sprintf("the claim of %s ends at its lease end %s, %s before its step-down record",
+				name(t), tl.rel(ws[len(ws)-1].to), ms(t.Ended.Sub(ws[len(ws)-1].to))))
+		}
+	}
 	return tl
 }
 
@@ -159,8 +170,7 @@ func (tl *timeline) rel(t time.Time) string {
 	return fmt.Sprintf("+%.1fms", float64(t.Sub(tl.start))/float64(time.Millisecond))
 }
 
-// minus removes pid's pauses from [from, to]; a part that begins where a
-// pause ends is a tail.
+// minus removes pid's pauses from [from, to].
 func (tl *timeline) minus(from, to time.Time, pid int) []span {
 	if !from.Before(to) {
 		return nil
@@ -174,10 +184,10 @@ func (tl *timeline) minus(from, to time.Time, pid int) []span {
 				continue
 			}
 			if s.from.Before(p.from) {
-				next = append(next, span{from: s.from, to: p.from, tail: s.tail})
+				next = append(next, span{from: s.from, to: p.from})
 			}
 			if p.to.Before(s.to) {
-				next = append(next, span{from: p.to, to: s.to, tail: true})
+				next = append(next, span{from: p.to, to: s.to})
 			}
 		}
 		out = next
@@ -185,9 +195,40 @@ func (tl *timeline) minus(from, to time.Time, pid int) []span {
 	return out
 }
 
-// claim is when term's leaderd may act: elected to stepped down, minus
-// its pauses.
-func (tl *timeline) claim(t *Term) []span { return tl.minus(t.Elected, t.Ended, t.PID) }
+// claim is when term's leaderd may act: elected to stepped down, within
+// its lease when Options.Lease is set, minus its pauses.
+func (tl *timeline) claim(t *Term) []span {
+	var out []span
+	for _, w := range tl.leased(t) {
+		out = append(out, tl.minus(w.from, w.to, t.PID)...)
+	}
+	return out
+}
+
+// leased is [Elected, Ended], cut to the term's lease windows when
+// Options.Lease is set: the election and each later proof of its leaderd
+// open a window that lasts Lease.
+func (tl *timeline) leased(t *Term) []span {
+	if tl.lease <= 0 {
+		return []span{{from: t.Elected, to: t.Ended}}
+	}
+	proofs := []time.Time{t.Elected}
+	for _, p := range tl.proofAt[t.PID] {
+		if p.After(t.Elected) && p.Before(t.Ended) {
+			proofs = append(proofs, p)
+		}
+	}
+	var out []span
+	for _, p := range proofs {
+		to := earlier(p.Add(tl.lease), t.Ended)
+		if n := len(out); n > 0 && !p.After(out[n-1].to) {
+			out[n-1].to = later(out[n-1].to, to)
+			continue
+		}
+		out = append(out, span{from: p, to: to})
+	}
+	return out
+}
 
 // child is when term's child may act: start to death, minus its pauses.
 func (tl *timeline) child(t *Term) []span {
@@ -197,8 +238,7 @@ func (tl *timeline) child(t *Term) []span {
 	return tl.minus(t.Child.Start, t.Child.Dead, t.Child.PID)
 }
 
-// acting is the union of a term's claim and child spans. A merged span is
-// a tail only if every part of it is.
+// acting is the union of a term's claim and child spans.
 func (tl *timeline) acting(t *Term) []span {
 	all := append(tl.claim(t), tl.child(t)...)
 	slices.SortFunc(all, func(a, b span) int { return a.from.Compare(b.from) })
@@ -208,7 +248,6 @@ func (tl *timeline) acting(t *Term) []span {
 			if s.to.After(out[n-1].to) {
 				out[n-1].to = s.to
 			}
-			out[n-1].tail = out[n-1].tail && s.tail
 			continue
 		}
 		out = append(out, s)
