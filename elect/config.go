@@ -9,9 +9,13 @@ import (
 )
 
 // Defaults and limits. Each duration's relation to the others is checked by
-// Config.validate.
+// Config.validate; see the safety rule in the package doc.
 const (
-	DefaultTTL            = 10 * time.Second
+	DefaultTTL = 10 * time.Second
+	// DefaultLockDelay is the lease a leader gets from each proof that its
+	// session is valid: the time Consul keeps the key from anyone else
+	// after an invalidation it may not hear of.
+	DefaultLockDelay      = 10 * time.Second
 	DefaultMargin         = time.Second
 	DefaultWatchWait      = 5 * time.Minute
 	DefaultReleaseTimeout = 5 * time.Second
@@ -23,28 +27,75 @@ const (
 	// MinTTL and MaxTTL bound the session TTL. Consul's own minimum is 10s
 	// unless the agent sets session_ttl_min; Consul rejects what it won't
 	// take with a clear error, so we only refuse what no agent accepts.
+	// The lease does not depend on the TTL (see the package doc).
 	MinTTL = time.Second
 	MaxTTL = 24 * time.Hour
+	// MinCheckTTL is the shortest fast-crash-detection check TTL: below it
+	// the agent can't keep the check passing reliably.
+	MinCheckTTL = 100 * time.Millisecond
 )
 
 // KeyFor fills the default key template with a service name.
 func KeyFor(service string) string { return fmt.Sprintf(DefaultKeyTemplate, service) }
 
+// Field names used in FieldError, one per timing setting.
+const (
+	FieldKey            = "Key"
+	FieldCandidateID    = "Candidate.ID"
+	FieldTTL            = "TTL"
+	FieldLockDelay      = "LockDelay"
+	FieldRenewInterval  = "RenewInterval"
+	FieldBehavior       = "Behavior"
+	FieldCheckTTL       = "CheckTTL"
+	FieldMargin         = "Margin"
+	FieldWatchWait      = "WatchWait"
+	FieldReleaseTimeout = "ReleaseTimeout"
+	FieldSession        = "Session"
+)
+
+// FieldError is one problem with a Config or SessionConfig. Field is one
+// of the Field* names; a rule between settings names every field it
+// involves, the first being the one the message is about. Callers with
+// their own names for the settings (leaderd's flags) map Fields to them.
+type FieldError struct {
+	Fields []string
+	Msg    string // lowercase, without the field names' Go spelling
+}
+
+func (e *FieldError) Error() string { return e.Msg }
+
+func fieldErr(fields []string, format string, a ...any) *FieldError {
+	return &FieldError{Fields: fields, Msg: fmt.Sprintf(format, a...)}
+}
+
+// renewDefault is the leader's renew interval when none is set: three
+// chances to renew within the lease, and at least three renews per TTL.
+func renewDefault(ttl, lockDelay, margin time.Duration) time.Duration {
+	r := ttl / 3
+	if lease := lockDelay - margin; lease > 0 && lease/3 < r {
+		r = lease / 3
+	}
+	return r
+}
+
 // withDefaults returns a copy of c with zero values replaced by defaults.
 func (c Config) withDefaults() Config {
+	if c.Margin == 0 {
+		c.Margin = DefaultMargin
+	}
 	if c.Session == nil {
 		if c.TTL == 0 {
 			c.TTL = DefaultTTL
 		}
+		if c.LockDelay == 0 {
+			c.LockDelay = DefaultLockDelay
+		}
 		if c.RenewInterval == 0 {
-			c.RenewInterval = c.TTL / 3
+			c.RenewInterval = renewDefault(c.TTL, c.LockDelay, c.Margin)
 		}
 		if c.Behavior == "" {
 			c.Behavior = "release"
 		}
-	}
-	if c.Margin == 0 {
-		c.Margin = DefaultMargin
 	}
 	if c.WatchWait == 0 {
 		c.WatchWait = DefaultWatchWait
@@ -64,36 +115,43 @@ func (c Config) withDefaults() Config {
 	if c.OnStepDown == nil {
 		c.OnStepDown = func(Term, Reason) {}
 	}
+	if c.OnLease == nil {
+		c.OnLease = func(Term, time.Time) {}
+	}
 	return c
 }
+
+// Validate reports every problem of c at once, as *FieldError values
+// joined with errors.Join, after filling the same defaults New fills.
+func (c Config) Validate() error { return c.withDefaults().validate() }
 
 // validate reports every problem at once. c has its defaults filled.
 func (c Config) validate() error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	bad := func(fields []string, format string, a ...any) { errs = append(errs, fieldErr(fields, format, a...)) }
 	switch {
 	case c.Key == "":
-		bad("key is required")
+		bad([]string{FieldKey}, "key is required")
 	case strings.HasPrefix(c.Key, "/"):
-		bad("key %q must not start with '/'", c.Key)
+		bad([]string{FieldKey}, "key %q must not start with '/'", c.Key)
 	}
 	if c.Candidate.ID == "" {
-		bad("candidate id is required")
+		bad([]string{FieldCandidateID}, "candidate id is required")
 	}
 	if c.Margin < 0 {
-		bad("margin %v must not be negative", c.Margin)
+		bad([]string{FieldMargin}, "margin %v must not be negative", c.Margin)
 	}
 	if c.WatchWait < time.Second || c.WatchWait > 10*time.Minute {
-		bad("watch wait %v must be between 1s and 10m (Consul caps blocking queries at 10m)", c.WatchWait)
+		bad([]string{FieldWatchWait}, "watch wait %v must be between 1s and 10m (Consul caps blocking queries at 10m)", c.WatchWait)
 	}
 	if c.ReleaseTimeout < 0 {
-		bad("release timeout %v must not be negative", c.ReleaseTimeout)
+		bad([]string{FieldReleaseTimeout}, "release timeout %v must not be negative", c.ReleaseTimeout)
 	}
 	if c.Session != nil {
 		if c.TTL != 0 || c.LockDelay != 0 || c.RenewInterval != 0 || c.CheckTTL != 0 || c.Behavior != "" {
-			bad("TTL, LockDelay, RenewInterval, CheckTTL and Behavior belong to the shared Session; leave them zero in Config")
+			bad([]string{FieldSession}, "TTL, LockDelay, RenewInterval, CheckTTL and Behavior belong to the shared Session; leave them zero in Config")
 		}
-		if err := c.Session.cfg.checkWindow(c.Margin); err != nil {
+		if err := c.Session.cfg.checkLease(c.Margin); err != nil {
 			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
@@ -101,7 +159,7 @@ func (c Config) validate() error {
 	sc := c.sessionConfig()
 	if err := sc.validate(); err != nil {
 		errs = append(errs, err)
-	} else if err := sc.checkWindow(c.Margin); err != nil {
+	} else if err := sc.checkLease(c.Margin); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -123,46 +181,43 @@ func (c Config) sessionConfig() SessionConfig {
 // validate checks a session configuration with its defaults filled.
 func (s SessionConfig) validate() error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	bad := func(fields []string, format string, a ...any) { errs = append(errs, fieldErr(fields, format, a...)) }
 	if s.TTL < MinTTL || s.TTL > MaxTTL {
-		bad("ttl %v must be between %v and %v", s.TTL, MinTTL, MaxTTL)
+		bad([]string{FieldTTL}, "ttl %v must be between %v and %v", s.TTL, MinTTL, MaxTTL)
 	}
-	if s.LockDelay < 0 || s.LockDelay > MaxLockDelay {
-		bad("lock delay %v must be between 0s and %v (Consul caps it there)", s.LockDelay, MaxLockDelay)
+	if s.LockDelay <= 0 || s.LockDelay > MaxLockDelay {
+		bad([]string{FieldLockDelay}, "lock delay %v must be above 0s and at most %v: it is the leader's lease (Consul caps it at %v)",
+			s.LockDelay, MaxLockDelay, MaxLockDelay)
 	}
-	if s.RenewInterval <= 0 {
-		bad("renew interval %v must be positive", s.RenewInterval)
+	if s.RenewInterval <= 0 || s.RenewInterval >= s.TTL {
+		bad([]string{FieldRenewInterval, FieldTTL}, "renew interval %v must be positive and shorter than the ttl %v", s.RenewInterval, s.TTL)
 	}
 	if s.Behavior != "release" && s.Behavior != "delete" {
-		bad("behavior %q must be \"release\" or \"delete\"", s.Behavior)
+		bad([]string{FieldBehavior}, "behavior %q must be \"release\" or \"delete\"", s.Behavior)
 	}
 	if s.CheckTTL < 0 {
-		bad("check ttl %v must not be negative", s.CheckTTL)
-	} else if s.CheckTTL > 0 && s.CheckTTL < 100*time.Millisecond {
-		bad("check ttl %v is below 100ms; the agent can't keep it passing reliably", s.CheckTTL)
+		bad([]string{FieldCheckTTL}, "check ttl %v must not be negative (0 turns it off)", s.CheckTTL)
+	} else if s.CheckTTL > 0 && s.CheckTTL < MinCheckTTL {
+		bad([]string{FieldCheckTTL}, "check ttl %v is below %v; the agent can't keep it passing reliably (0 turns it off)", s.CheckTTL, MinCheckTTL)
 	}
 	return errors.Join(errs...)
 }
 
-// window is how long after a proof sent at t Consul cannot let another
-// session acquire the key (see the safety rule in the package doc).
-func (s SessionConfig) ttlWindow() time.Duration { return s.TTL + s.LockDelay }
-
-func (s SessionConfig) checkWindow(margin time.Duration) error {
-	if w := s.ttlWindow() - margin; w < 2*s.RenewInterval {
-		return fmt.Errorf("ttl %v + lock delay %v - margin %v = %v leaves less than two renew intervals (2×%v): "+
-			"raise ttl or lock delay, or lower the renew interval or margin",
-			s.TTL, s.LockDelay, margin, w, s.RenewInterval)
-	}
-	if s.CheckTTL > 0 {
-		if w := s.CheckTTL + s.LockDelay - margin; w < 2*s.checkInterval() {
-			return fmt.Errorf("check ttl %v + lock delay %v - margin %v = %v leaves less than two check updates (2×%v): "+
-				"raise check ttl or lock delay, or lower the margin (leaderd run: -kill-timeout)",
-				s.CheckTTL, s.LockDelay, margin, w, s.checkInterval())
-		}
+// checkLease refuses a lease that leaves a leader fewer than two chances
+// to renew: lock delay − margin must be at least two renew intervals.
+func (s SessionConfig) checkLease(margin time.Duration) error {
+	if lease := s.LockDelay - margin; lease < 2*s.RenewInterval {
+		return fieldErr([]string{FieldLockDelay, FieldMargin, FieldRenewInterval},
+			"lock delay %v - margin %v = %v leaves less than two renew intervals (2×%v): "+
+				"raise the lock delay, or lower the margin or the renew interval",
+			s.LockDelay, margin, lease, s.RenewInterval)
 	}
 	return nil
 }
 
 // checkInterval is how often the fast-crash-detection check is passed.
 func (s SessionConfig) checkInterval() time.Duration { return s.CheckTTL / 3 }
+
+// lazyRenew is how often a session that holds no key is renewed: it only
+// has to be alive when it acquires, and the acquire's success proves that.
+func (s SessionConfig) lazyRenew() time.Duration { return max(s.RenewInterval, s.TTL/2) }

@@ -14,20 +14,39 @@
 //
 // # The safety rule
 //
-// Let t be the local monotonic time at which a request was sent whose
-// success proved our session alive: the session create, a renew answered
-// 200, or (fast crash detection) a pass of the session's TTL check. Consul
-// can't let another session acquire the key before t + TTL + LockDelay (it
-// actually waits 2×TTL; TTL is the documented lower bound), or with a bound
-// check before t + CheckTTL + LockDelay. The leader's lease ends Margin
-// before the earliest of these. When it passes without a fresh proof, the
-// leader steps down locally (OnStepDown, then a stepped_down event with
-// reason lease_expired), whether or not Consul can be told, and starts over
-// with a new session. The clock is checked on every wake-up, so a process
-// that was paused never acts as leader past its lease.
+// Consul can invalidate a session at any moment, not only at TTL expiry: an
+// operator's destroy, the deregistration of its node (the node's agent
+// leaving the cluster, as client agents do on SIGTERM, or force-leave), a
+// bound check going critical. After an invalidation only the session's
+// lock-delay keeps others from the key, and the leader may not hear of it.
 //
-// A read showing that we still hold the key does not extend the lease: a
-// read does not reset the session's TTL timer.
+// So let t_v be the local monotonic time at which a request was sent whose
+// success proved our session valid: the session create, a renew answered
+// 200, or the acquire that won the key. The earliest invalidation is just
+// after t_v, so nobody else can hold the key before t_v + LockDelay. The
+// leader's lease ends Margin earlier:
+//
+//	lease_end = t_v + LockDelay − Margin
+//
+// LockDelay is the lease; TTL only decides how fast a crashed leader is
+// replaced; the renew interval keeps t_v fresh (New refuses a LockDelay −
+// Margin shorter than two renew intervals). A pass of the fast crash
+// detection check proves the check, not the session, and a read that shows
+// we still hold the key proves nothing either: neither extends the lease.
+// When the lease passes without a fresh proof, the leader steps down
+// locally (OnStepDown, then a stepped_down event with reason
+// lease_expired), whether or not Consul can be told, and starts over with a
+// new session. The clock is checked on every wake-up, so a process that was
+// paused never acts as leader past its lease; OnLease reports each new
+// lease end so a supervisor outside this loop can enforce it too.
+//
+// Step-down order, always: stop claiming (State), OnStepDown (the work
+// stops), release the key, and only then may the session be destroyed.
+//
+// A missing key is no proof that nobody leads (Consul may have lost its
+// state while a leader's lease runs): it is taken only LockDelay + Margin
+// after the receipt of the first answer that showed it missing, counting
+// afresh after any watch error or index going backwards.
 //
 // # Fencing
 //

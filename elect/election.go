@@ -23,7 +23,7 @@ type Election struct {
 	sess       *Session
 	ownSession bool
 	events     *eventQueue
-	resign     chan chan error
+	resign     chan resignRequest
 
 	mu    sync.Mutex
 	state State
@@ -41,7 +41,7 @@ func New(c Consul, cfg Config) (*Election, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("key", cfg.Key),
 		events: newEventQueue(),
-		resign: make(chan chan error),
+		resign: make(chan resignRequest),
 		state:  State{Key: cfg.Key},
 	}
 	if cfg.Session != nil {
@@ -78,19 +78,37 @@ func (e *Election) setState(f func(*State)) {
 	f(&e.state)
 }
 
+// resignRequest asks the loop to step down; token 0 means any term.
+type resignRequest struct {
+	token uint64
+	reply chan error
+}
+
 // Resign steps down if this candidate leads: OnStepDown, then the key is
 // released so a follower takes over at once (no lock-delay). The candidate
 // stays in the race but won't take the key back for ResignHoldOff unless
 // another leader shows up first. Returns ErrNotLeader if it did not lead.
-func (e *Election) Resign(ctx context.Context) error {
-	reply := make(chan error, 1)
+func (e *Election) Resign(ctx context.Context) error { return e.resign1(ctx, 0) }
+
+// ResignTerm is Resign for the term with fencing token token only: it
+// returns ErrNotLeader, and does nothing, if that term is already over
+// (say a late report about an earlier term must not end a new one).
+func (e *Election) ResignTerm(ctx context.Context, token uint64) error {
+	if token == 0 {
+		return ErrNotLeader
+	}
+	return e.resign1(ctx, token)
+}
+
+func (e *Election) resign1(ctx context.Context, token uint64) error {
+	req := resignRequest{token: token, reply: make(chan error, 1)}
 	select {
-	case e.resign <- reply:
+	case e.resign <- req:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	select {
-	case err := <-reply:
+	case err := <-req.reply:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()

@@ -56,7 +56,7 @@ func newFake(t *testing.T) *fakeConsul {
 }
 
 func newEmptyFake(t *testing.T) *fakeConsul {
-	return &fakeConsul{
+	f := &fakeConsul{
 		t: t, index: 1,
 		kv:       map[string]*consulhttp.KVPair{},
 		sessions: map[string]*fakeSession{},
@@ -66,6 +66,9 @@ func newEmptyFake(t *testing.T) *fakeConsul {
 		calls:    map[string]int{},
 		minTTL:   time.Second,
 	}
+	// The node's own check: always passing, never expires.
+	f.checks["serfHealth"] = &fakeCheck{status: consulhttp.StatusPassing, timer: time.NewTimer(time.Hour)}
+	return f
 }
 
 var errCut = &consulhttp.RequestError{Method: "GET", Path: "/", Err: fmt.Errorf("connection refused")}

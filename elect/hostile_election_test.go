@@ -387,7 +387,8 @@ func TestBadRenewsAreNoProof(t *testing.T) {
 		window, budget = 4 * time.Second, 80
 		ttl, renew     = 2 * time.Second, 500 * time.Millisecond
 		margin         = 500 * time.Millisecond
-		lease          = ttl - margin
+		lockDelay      = ttl
+		lease          = lockDelay - margin
 	)
 	tests := []struct {
 		name   string
@@ -410,7 +411,7 @@ func TestBadRenewsAreNoProof(t *testing.T) {
 		s := newHostileServer(t, budget)
 		s.renew = tc.renew
 		servers[i] = s
-		cfg := elect.Config{TTL: ttl, RenewInterval: renew, Margin: margin}
+		cfg := elect.Config{TTL: ttl, LockDelay: lockDelay, RenewInterval: renew, Margin: margin}
 		wg.Go(func() { runs[i] = runAgainst(s, cfg, window) })
 	}
 	wg.Wait()
@@ -431,8 +432,8 @@ func TestBadRenewsAreNoProof(t *testing.T) {
 					if elected.IsZero() {
 						continue
 					}
-					// The lease counts from the session create, sent
-					// before the acquire: the term is shorter still.
+					// The lease counts from the acquire, sent before
+					// the term began: the term is shorter still.
 					if d := ev.At.Sub(elected); d > lease+250*time.Millisecond {
 						t.Errorf("a term lasted %v on renews that proved nothing; the lease is %v", d, lease)
 					}

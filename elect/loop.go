@@ -23,7 +23,8 @@ type loop struct {
 
 	leading  bool
 	term     Term
-	leaseEnd time.Time
+	proof    time.Time // t_v: send time of the latest proof that term.Session is valid
+	leaseEnd time.Time // proof + LockDelay − Margin
 	terms    int
 
 	// watch: one blocking GET in flight at a time.
@@ -37,10 +38,11 @@ type loop struct {
 	seen         bool               // the key has been read at least once
 	leader       *Leader            // leader as last reported
 	freeSince    time.Time          // when we first saw the key free
-	missingSince time.Time          // when we first saw the key missing (zero: it exists)
+	missingSince time.Time          // receipt of the first answer, in an unbroken run of answers, that showed the key missing
 	acquireAt    time.Time          // earliest next acquire attempt (lock-delay, backoff)
 	acquireFails int
 	holdOffUntil time.Time
+	abandoned    string // a session given up after a lease expiry or invalidation: never acquire with it again
 }
 
 type watchResult struct {
@@ -48,8 +50,12 @@ type watchResult struct {
 	meta consulhttp.QueryMeta
 	err  error
 	sent time.Time
+	recv time.Time
 	idx  uint64
 }
+
+// loopTurnHook, when set by a test, is called on every turn of the loop.
+var loopTurnHook func()
 
 func (l *loop) run() error {
 	l.sess, l.sessWake = l.e.sess.snapshot()
@@ -57,6 +63,9 @@ func (l *loop) run() error {
 	defer wake.Stop()
 	defer l.stopWatch()
 	for {
+		if loopTurnHook != nil {
+			loopTurnHook()
+		}
 		if l.fatal != nil {
 			if l.leading {
 				l.stepDown(ReasonShutdown)
@@ -104,24 +113,27 @@ func (l *loop) run() error {
 		case r := <-l.watchCh:
 			l.watchCh, l.watchCancel = nil, nil
 			l.onWatch(r)
-		case reply := <-l.e.resign:
-			if !l.leading {
-				reply <- ErrNotLeader
+		case req := <-l.e.resign:
+			if !l.leading || req.token != 0 && req.token != l.term.Token {
+				req.reply <- ErrNotLeader
 				continue
 			}
 			l.stepDown(ReasonReleased)
 			l.holdOffUntil = time.Now().Add(l.e.cfg.ResignHoldOff)
-			reply <- nil
+			req.reply <- nil
 		case <-wake.C:
 		}
 	}
 }
 
-// nextWake is when the loop must look at the clock again.
+// nextWake is when the loop must look at the clock again. Only deadlines
+// still ahead count: one that has passed was acted on this turn or is
+// waiting for something else (a session, the hold-off), and waking for it
+// again at once would spin.
 func (l *loop) nextWake(now time.Time) time.Duration {
 	next := now.Add(time.Hour)
 	earliest := func(t time.Time) {
-		if !t.IsZero() && t.Before(next) {
+		if t.After(now) && t.Before(next) {
 			next = t
 		}
 	}
@@ -137,7 +149,10 @@ func (l *loop) nextWake(now time.Time) time.Duration {
 	if !l.leading && l.seen && l.last == nil {
 		earliest(l.missingUntil())
 	}
-	return max(next.Sub(now), 0)
+	if !l.leading {
+		earliest(l.holdOffUntil)
+	}
+	return next.Sub(now)
 }
 
 func (l *loop) onSession() {
@@ -161,27 +176,34 @@ func (l *loop) onSession() {
 		l.stepDown(ReasonSessionInvalidated)
 		return
 	}
-	l.leaseEnd = l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)
+	if l.sess.Proof.After(l.proof) {
+		l.extendLease(l.sess.Proof)
+	}
+}
+
+// extendLease moves the lease to a newer proof sent at t.
+func (l *loop) extendLease(t time.Time) {
+	l.proof = t
+	l.leaseEnd = l.e.sess.leaseEnd(t, l.e.cfg.Margin)
 	l.e.setState(func(s *State) { s.LeaseEnd = l.leaseEnd })
+	l.e.cfg.OnLease(l.term, l.leaseEnd)
 }
 
 // wantAcquire: the key is known to be free (or ours) and we may take it.
 func (l *loop) wantAcquire() bool {
-	if !l.seen || l.sess.ID == "" || time.Now().Before(l.holdOffUntil) {
-		return false
-	}
-	// A session whose last proof is too old to give a lease (renews
-	// failing, or abandoned after a lease expiry) must not take the key:
-	// wait for a fresh proof or a new session.
-	if !time.Now().Before(l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)) {
+	// A session need not have a fresh renew to try: the acquire's own
+	// success proves it valid, and that is where a term's lease starts.
+	if !l.seen || l.sess.ID == "" || l.sess.ID == l.abandoned || time.Now().Before(l.holdOffUntil) {
 		return false
 	}
 	// A missing key is no proof that nobody leads: Consul may have lost
 	// its state (an agent or cluster rebuilt) while a leader still holds a
 	// lease it got from the old state, or an operator deleted the key.
-	// Consul knows of no lock-delay then, so we wait out a whole window
-	// (TTL + lock-delay) ourselves; any such leader's lease is over by then.
-	// A key left by a release or an invalidation exists and needs no wait.
+	// Consul knows of no lock-delay then, so we wait out a lease ourselves:
+	// lock-delay + margin from the receipt of the first answer that showed
+	// it missing (an old leader's last proof was sent before that answer,
+	// so its lease is over by then). A key left by a release or an
+	// invalidation exists and needs no wait.
 	if l.last == nil && time.Now().Before(l.missingUntil()) {
 		return false
 	}
@@ -190,8 +212,10 @@ func (l *loop) wantAcquire() bool {
 
 // missingUntil is when a missing key may be taken.
 func (l *loop) missingUntil() time.Time {
-	return l.missingSince.Add(l.e.sess.cfg.ttlWindow())
+	return l.missingSince.Add(l.missingWait())
 }
+
+func (l *loop) missingWait() time.Duration { return l.e.sess.cfg.LockDelay + l.e.cfg.Margin }
 
 func (l *loop) startWatch() {
 	ctx, cancel := context.WithCancel(l.ctx)
@@ -200,7 +224,7 @@ func (l *loop) startWatch() {
 	go func() {
 		sent := time.Now()
 		p, meta, err := l.e.c.GetKV(ctx, l.e.cfg.Key, q)
-		ch <- watchResult{pair: p, meta: meta, err: err, sent: sent, idx: q.Index}
+		ch <- watchResult{pair: p, meta: meta, err: err, sent: sent, recv: time.Now(), idx: q.Index}
 	}()
 	l.watchCh, l.watchCancel = ch, cancel
 }
@@ -229,6 +253,8 @@ func (l *loop) onWatch(r watchResult) {
 		}
 		l.watchFails++
 		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
+		// A gap in what we saw: a missing key's wait starts afresh.
+		l.missingSince = time.Time{}
 		l.e.setState(func(s *State) { s.LastError, s.Reachable = r.err, false })
 		l.e.log.Warn("watch key failed", "attempt", l.watchFails, "err", r.err)
 		l.emit(Event{Kind: KindError, Err: r.err, Attempt: l.watchFails})
@@ -257,12 +283,17 @@ func (l *loop) onWatch(r watchResult) {
 	case r.idx > 0:
 		l.watchFails = 0
 	}
+	if backwards {
+		// Consul's state may have been rebuilt: what we saw before proves
+		// nothing about now.
+		l.missingSince = time.Time{}
+	}
 	l.e.setState(func(s *State) { s.Reachable = true })
-	l.observe(r.pair)
+	l.observe(r.pair, r.recv)
 }
 
-// observe takes in the key as just read.
-func (l *loop) observe(p *consulhttp.KVPair) {
+// observe takes in the key as read in an answer received at recv.
+func (l *loop) observe(p *consulhttp.KVPair, recv time.Time) {
 	wasFree := !l.seen || l.last == nil || l.last.Session == ""
 	prev := l.last
 	l.last, l.seen = p, true
@@ -283,8 +314,8 @@ func (l *loop) observe(p *consulhttp.KVPair) {
 	case p != nil:
 		l.missingSince = time.Time{}
 	case l.missingSince.IsZero():
-		l.missingSince = time.Now()
-		l.e.log.Info("key missing; waiting out a lease window before taking it", "wait", l.e.sess.cfg.ttlWindow())
+		l.missingSince = recv
+		l.e.log.Info("key missing; waiting out a lease before taking it", "wait", l.missingWait())
 	}
 	if l.leading {
 		switch {
@@ -332,6 +363,9 @@ func (l *loop) requestCtx() (context.Context, context.CancelFunc) {
 // tryAcquire attempts to take the free key.
 func (l *loop) tryAcquire() {
 	sid := l.sess.ID
+	// Held from before the request: a session that may hold the key is
+	// never destroyed under us.
+	l.e.sess.hold(sid)
 	sent := time.Now()
 	val, _ := json.Marshal(record{
 		Candidate:   l.e.cfg.Candidate,
@@ -341,6 +375,9 @@ func (l *loop) tryAcquire() {
 	ctx, cancel := l.requestCtx()
 	ok, err := l.e.c.Acquire(ctx, l.e.cfg.Key, sid, val)
 	cancel()
+	if err != nil || !ok {
+		l.e.sess.unhold(sid)
+	}
 	if err != nil {
 		if l.ctx.Err() != nil {
 			return
@@ -351,7 +388,7 @@ func (l *loop) tryAcquire() {
 		}
 		l.acquireFails++
 		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
-		if isInvalidSession(err) {
+		if errors.Is(err, consulhttp.ErrSessionNotFound) || isInvalidSession(err) {
 			l.e.sess.requestReset(sid)
 		}
 		l.e.setState(func(s *State) { s.LastError, s.Reachable = err, !consulhttp.IsRetryable(err) })
@@ -379,12 +416,15 @@ func (l *loop) tryAcquire() {
 	ctx, cancel = l.requestCtx()
 	p, meta, err := l.e.c.GetKV(ctx, l.e.cfg.Key, consulhttp.QueryOptions{Consistent: true})
 	cancel()
-	end := l.e.sess.leaseEnd(l.sess, l.e.cfg.Margin)
+	// The acquire's success is the proof: the session was valid when it
+	// was sent, so the term's lease runs from then.
+	end := l.e.sess.leaseEnd(sent, l.e.cfg.Margin)
 	if err != nil || p == nil || p.Session != sid || !time.Now().Before(end) {
 		// We can't prove a term (or the lease is already gone): give the
 		// key back and try again later.
 		l.e.log.Warn("acquired but could not confirm; releasing", "err", err)
 		l.release(sid, end.Before(time.Now()))
+		l.e.sess.unhold(sid)
 		l.acquireFails++
 		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
 		if p != nil {
@@ -395,8 +435,8 @@ func (l *loop) tryAcquire() {
 	l.acquireFails = 0
 	l.terms++
 	l.leading = true
-	l.leaseEnd = end
-	l.term = Term{Key: l.e.cfg.Key, Session: sid, Token: p.ModifyIndex, Since: sent, First: l.terms == 1}
+	l.proof, l.leaseEnd = sent, end
+	l.term = Term{Key: l.e.cfg.Key, Session: sid, Token: p.ModifyIndex, Since: sent, First: l.terms == 1, LeaseEnd: end}
 	l.last, l.index, l.missingSince = p, max(meta.LastIndex, 1), time.Time{}
 	l.leader = decodeLeader(p)
 	l.e.setState(func(s *State) {
@@ -408,33 +448,38 @@ func (l *loop) tryAcquire() {
 	l.emit(Event{Kind: KindElected, Token: p.ModifyIndex, First: l.term.First, Leader: l.leader})
 }
 
-// stepDown ends the current term: OnStepDown first (the leader's work
-// stops), then Consul is told where that is still useful.
+// stepDown ends the current term, always in this order: stop claiming
+// (State says not leading, so the status endpoint answers 503), OnStepDown
+// (publishers told, the leader's work stopped: its whole process tree is
+// dead), release the key where that is still useful, and only then let
+// the session be destroyed (unhold).
 func (l *loop) stepDown(reason Reason) {
 	t := l.term
 	l.leading = false
 	l.term = Term{}
-	l.leaseEnd = time.Time{}
+	l.proof, l.leaseEnd = time.Time{}, time.Time{}
 	l.e.setState(func(s *State) { s.Leading, s.Token, s.LeaseEnd = false, 0, time.Time{} })
 	l.e.log.Info("stepping down", "reason", string(reason), "token", t.Token)
 	l.e.cfg.OnStepDown(t, reason)
 	switch reason {
 	case ReasonReleased, ReasonShutdown:
 		l.release(t.Session, false)
-	case ReasonLeaseExpired:
-		// Tell Consul if it can still hear us, then start over with a new
-		// session: the old one can no longer prove anything.
+	case ReasonLeaseExpired, ReasonSessionInvalidated:
+		// Tell Consul if it can still hear us (a session we gave up may
+		// still be valid there), then start over with a new session: the
+		// old one can no longer prove anything.
 		l.release(t.Session, true)
 		l.e.sess.requestReset(t.Session)
-	case ReasonSessionInvalidated:
-		l.e.sess.requestReset(t.Session)
+		l.abandoned = t.Session
 	}
+	l.e.sess.unhold(t.Session)
 	l.emit(Event{Kind: KindSteppedDown, Token: t.Token, Reason: reason, Leader: nil})
 	l.restartWatch()
 	l.leader = nil
 	l.last = nil
 	l.seen = false // read the key again (without blocking) before trying to acquire
 	l.index = 0
+	l.missingSince = time.Time{}
 }
 
 // release gives the key back, leaving a value that says it is free. Bounded

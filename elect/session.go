@@ -17,8 +17,8 @@ import (
 type SessionConfig struct {
 	Name          string        // session name shown by Consul
 	TTL           time.Duration // default 10s
-	LockDelay     time.Duration // default 0s (sent explicitly: Consul's default is 15s)
-	RenewInterval time.Duration // default TTL/3
+	LockDelay     time.Duration // default 10s: the lease of a leader holding a key with it
+	RenewInterval time.Duration // while a key is held; default min(TTL/3, (LockDelay−1s)/3)
 	Behavior      string        // "release" (default) or "delete"
 	// CheckTTL > 0 binds the session to a TTL check registered in the
 	// local agent and passed every CheckTTL/3 (fast crash detection).
@@ -34,8 +34,11 @@ func (s SessionConfig) withDefaults() SessionConfig {
 	if s.TTL == 0 {
 		s.TTL = DefaultTTL
 	}
+	if s.LockDelay == 0 {
+		s.LockDelay = DefaultLockDelay
+	}
 	if s.RenewInterval == 0 {
-		s.RenewInterval = s.TTL / 3
+		s.RenewInterval = renewDefault(s.TTL, s.LockDelay, DefaultMargin)
 	}
 	if s.Behavior == "" {
 		s.Behavior = "release"
@@ -55,28 +58,35 @@ func (s SessionConfig) withDefaults() SessionConfig {
 	return s
 }
 
-// Session is a Consul session kept alive by Run: created, renewed every
-// RenewInterval, and created anew when Consul says it is gone. Several
-// elections can share one Session (one renew loop for many keys). Cancel the
-// elections and wait for their Run to return before canceling the Session's
-// Run, so they release their keys before the session is destroyed.
+// Session is a Consul session kept alive by Run: created, renewed (every
+// RenewInterval while an election holds a key with it, lazily otherwise),
+// and created anew when Consul says it is gone. Several elections can share
+// one Session (one renew loop for many keys). Cancel the elections and wait
+// for their Run to return before canceling the Session's Run, so they
+// release their keys before the session is destroyed.
+//
+// A Session never destroys a session id that an election still holds a key
+// with: when it gives an id up (lost check, reset, renew denied) it first
+// withdraws the id, so the elections holding it step down (their leader's
+// work stops, the key is released), and destroys it only once none holds it.
 type Session struct {
 	c     Consul
 	cfg   SessionConfig
 	reset chan string
+	kick  chan struct{} // a key was taken: renew at the leader's pace
 
 	mu      sync.Mutex
 	st      sessionState
-	changed chan struct{} // closed and replaced on every change of st
+	holds   map[string]int // session id → elections holding a key with it
+	changed chan struct{}  // closed and replaced on every change of st or holds
 }
 
 // sessionState is what elections read from a Session.
 type sessionState struct {
-	ID         string    // "" while there is none
-	Proof      time.Time // send time of the latest create or renew that succeeded for ID
-	CheckProof time.Time // send time of the latest check pass (fast mode)
-	Err        error     // last error talking to Consul, nil after a success
-	Attempt    int       // consecutive failures
+	ID      string    // "" while there is none
+	Proof   time.Time // send time of the latest create or renew that succeeded for ID
+	Err     error     // last error talking to Consul, nil after a success
+	Attempt int       // consecutive failures
 }
 
 // NewSession validates cfg and returns a Session; call Run to bring it up.
@@ -89,8 +99,33 @@ func NewSession(c Consul, cfg SessionConfig) (*Session, error) {
 }
 
 func newSession(c Consul, cfg SessionConfig) *Session {
-	return &Session{c: c, cfg: cfg, reset: make(chan string, 1), changed: make(chan struct{})}
+	return &Session{
+		c: c, cfg: cfg, reset: make(chan string, 1), kick: make(chan struct{}, 1),
+		holds: map[string]int{}, changed: make(chan struct{}),
+	}
 }
+
+// hold records that an election is about to hold (or try to take) a key
+// with session id; unhold undoes it once the key is released or lost. The
+// session id is not destroyed while it is held.
+func (s *Session) hold(id string) {
+	s.update(func(*sessionState) { s.holds[id]++ })
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) unhold(id string) {
+	s.update(func(*sessionState) {
+		if s.holds[id]--; s.holds[id] <= 0 {
+			delete(s.holds, id)
+		}
+	})
+}
+
+// held reports whether an election holds a key with id. Caller holds mu.
+func (s *Session) heldLocked(id string) bool { return s.holds[id] > 0 }
 
 // ID returns the current session id, "" while there is none.
 func (s *Session) ID() string {
@@ -121,16 +156,12 @@ func (s *Session) requestReset(id string) {
 	}
 }
 
-// leaseEnd is the end of the local lease that the proofs in st give an
-// election holding a key with this session: the safety rule.
-func (s *Session) leaseEnd(st sessionState, margin time.Duration) time.Time {
-	end := st.Proof.Add(s.cfg.TTL + s.cfg.LockDelay - margin)
-	if s.cfg.CheckTTL > 0 {
-		if e := st.CheckProof.Add(s.cfg.CheckTTL + s.cfg.LockDelay - margin); e.Before(end) {
-			end = e
-		}
-	}
-	return end
+// leaseEnd is the end of the local lease that a proof sent at t gives an
+// election holding a key with this session: the safety rule. Consul can
+// invalidate the session at any moment after t; nobody else can take the
+// key before that moment + LockDelay.
+func (s *Session) leaseEnd(t time.Time, margin time.Duration) time.Time {
+	return t.Add(s.cfg.LockDelay - margin)
 }
 
 // Run keeps a session alive until ctx is canceled, then destroys it (bounded
@@ -145,7 +176,7 @@ func (s *Session) Run(ctx context.Context) error {
 		id, err := s.create(ctx)
 		if ctx.Err() != nil {
 			if id != "" {
-				s.destroy(id)
+				s.retire(ctx, id)
 			}
 			return nil
 		}
@@ -167,12 +198,38 @@ func (s *Session) Run(ctx context.Context) error {
 		attempt = 0
 		log.Debug("session created", "session", id)
 		err = s.keep(ctx, id)
+		s.retire(ctx, id)
 		if ctx.Err() != nil || err != nil {
-			s.destroy(id)
 			return err
 		}
-		s.update(func(st *sessionState) { st.ID = "" })
 	}
+}
+
+// retire gives session id up: it withdraws the id, so the elections
+// holding a key with it step down, waits until none holds it, then
+// destroys it. If ctx ends first while the id is still held, the session
+// is left to expire: destroying it would free the key under a leader.
+func (s *Session) retire(ctx context.Context, id string) {
+	s.update(func(st *sessionState) {
+		if st.ID == id {
+			st.ID = ""
+		}
+	})
+	for {
+		s.mu.Lock()
+		held, changed := s.heldLocked(id), s.changed
+		s.mu.Unlock()
+		if !held {
+			break
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			s.cfg.Logger.Warn("session still holds a key at shutdown; leaving it to expire", "session", id)
+			return
+		}
+	}
+	s.destroy(id)
 }
 
 // create registers the fast-crash-detection check if configured and creates
@@ -183,11 +240,12 @@ func (s *Session) create(ctx context.Context) (string, error) {
 		TTL:        s.cfg.TTL,
 		LockDelay:  s.cfg.LockDelay,
 		Behavior:   s.cfg.Behavior,
-		NodeChecks: []string{}, // TTL only: serfHealth would shorten the window to LockDelay
+		// serfHealth: a node that fails ends the session (then lock-delay
+		// runs), as consul lock's sessions do. The lease never counted
+		// on the TTL, so this shortens nothing a leader relies on.
+		NodeChecks: []string{"serfHealth"},
 	}
-	var checkSent time.Time
 	if s.cfg.CheckTTL > 0 {
-		checkSent = time.Now()
 		err := s.c.RegisterCheck(ctx, consulhttp.AgentCheck{
 			CheckID: s.cfg.CheckID,
 			Name:    "leaderd session liveness",
@@ -198,7 +256,7 @@ func (s *Session) create(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("register check %s: %w", s.cfg.CheckID, err)
 		}
-		req.NodeChecks = []string{s.cfg.CheckID}
+		req.NodeChecks = append(req.NodeChecks, s.cfg.CheckID)
 	}
 	sent := time.Now()
 	id, err := s.c.CreateSession(ctx, req)
@@ -206,14 +264,16 @@ func (s *Session) create(ctx context.Context) (string, error) {
 		return "", err
 	}
 	s.update(func(st *sessionState) {
-		*st = sessionState{ID: id, Proof: sent, CheckProof: checkSent}
+		*st = sessionState{ID: id, Proof: sent}
 	})
 	return id, nil
 }
 
 // keep renews session id (and passes its check) until it is lost, a reset
-// is requested, or ctx is canceled. It returns an error only when Consul
-// denies the renew (ACL): retrying can't fix that.
+// is requested, or ctx is canceled; Run then retires it. It returns an
+// error only when Consul denies the renew (ACL): retrying can't fix that.
+// The renew pace is the leader's while an election holds a key with id,
+// lazy otherwise.
 func (s *Session) keep(ctx context.Context, id string) error {
 	log := s.cfg.Logger.With("session", id)
 	kctx, cancel := context.WithCancel(ctx)
@@ -222,7 +282,15 @@ func (s *Session) keep(ctx context.Context, id string) error {
 	if s.cfg.CheckTTL > 0 {
 		go s.passCheck(kctx, id, lost)
 	}
-	renew := time.NewTimer(s.cfg.RenewInterval)
+	interval := func() time.Duration {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.heldLocked(id) {
+			return s.cfg.RenewInterval
+		}
+		return s.cfg.lazyRenew()
+	}
+	renew := time.NewTimer(interval())
 	defer renew.Stop()
 	failures := 0
 	for {
@@ -231,13 +299,17 @@ func (s *Session) keep(ctx context.Context, id string) error {
 			return nil
 		case <-lost:
 			log.Warn("session check lost; creating a new session")
-			s.destroy(id)
 			return nil
 		case rid := <-s.reset:
 			if rid == id {
 				log.Info("session abandoned; creating a new session")
-				s.destroy(id)
 				return nil
+			}
+		case <-s.kick:
+			// A key was just taken: its acquire proved the session, so
+			// the next renew is due one leader's interval from now.
+			if failures == 0 {
+				renew.Reset(s.cfg.RenewInterval)
 			}
 		case <-renew.C:
 			sent := time.Now()
@@ -266,7 +338,7 @@ func (s *Session) keep(ctx context.Context, id string) error {
 					}
 				})
 				log.Debug("session renewed", "latency", time.Since(sent))
-				renew.Reset(s.cfg.RenewInterval)
+				renew.Reset(interval())
 			}
 		}
 	}
@@ -285,7 +357,6 @@ func (s *Session) passCheck(ctx context.Context, id string, lost chan<- struct{}
 			return
 		case <-t.C:
 		}
-		sent := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, every)
 		err := s.c.UpdateTTL(rctx, s.cfg.CheckID, consulhttp.StatusPassing, "leaderd alive")
 		cancel()
@@ -302,9 +373,11 @@ func (s *Session) passCheck(ctx context.Context, id string, lost chan<- struct{}
 			t.Reset(min(backoff(failures), every))
 		default:
 			failures = 0
+			// A pass proves the check, not the session: it never
+			// extends the lease.
 			s.update(func(st *sessionState) {
 				if st.ID == id {
-					st.CheckProof, st.Err, st.Attempt = sent, nil, 0
+					st.Err, st.Attempt = nil, 0
 				}
 			})
 			t.Reset(every)

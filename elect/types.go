@@ -68,6 +68,9 @@ type Term struct {
 	Token   uint64    // fencing token: strictly increasing across all candidates
 	Since   time.Time // local time of the acquire request
 	First   bool      // first term of this Election
+	// LeaseEnd is the end of the local lease when the term starts; OnLease
+	// reports every later end.
+	LeaseEnd time.Time
 }
 
 // Event is something that happened, in order.
@@ -101,9 +104,20 @@ type Config struct {
 	Key       string // required; no leading "/"
 	Candidate Candidate
 
-	TTL           time.Duration // session TTL, default 10s, [10s (or agent min), 24h]
-	LockDelay     time.Duration // default 0, max 60s
-	RenewInterval time.Duration // default TTL/3
+	// TTL is the session TTL, default 10s, [10s (or the agent's
+	// session_ttl_min), 24h]. It decides how fast a crashed leader is
+	// replaced (Consul expires the session TTL..2×TTL after the last
+	// renew), not how long a leader may act.
+	TTL time.Duration
+	// LockDelay is the lease: default 10s, (0, 60s]. After any
+	// invalidation of our session Consul keeps the key from others this
+	// long, so a leader acts until its last proof + LockDelay − Margin.
+	LockDelay time.Duration
+	// RenewInterval is how often a leader renews its session, default
+	// min(TTL/3, (LockDelay−Margin)/3). LockDelay − Margin must be at
+	// least two renew intervals. A session that holds no key is renewed
+	// lazily, every max(RenewInterval, TTL/2).
+	RenewInterval time.Duration
 	Behavior      string        // "release" (default) or "delete"
 	// CheckTTL > 0 enables fast crash detection: the session is bound to a
 	// TTL check registered in the local agent and passed every CheckTTL/3.
@@ -130,6 +144,11 @@ type Config struct {
 	// return once the leader's work has stopped.
 	OnElected  func(Term)
 	OnStepDown func(Term, Reason)
+	// OnLease is called on Run's goroutine whenever the current term's
+	// lease end moves (a renew or an acquire proved the session valid
+	// again). It must not block: a supervisor outside the loop (leaderd's
+	// keeper) enforces the lease with it.
+	OnLease func(Term, time.Time)
 
 	Logger *slog.Logger
 }
