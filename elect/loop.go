@@ -253,8 +253,9 @@ func (l *loop) onWatch(r watchResult) {
 		}
 		l.watchFails++
 		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
-		// A gap in what we saw: a missing key's wait starts afresh.
-		l.missingSince = time.Time{}
+		// A gap in what we saw: we no longer know the key, and a missing
+		// key's wait starts afresh from the next answer.
+		l.seen, l.missingSince = false, time.Time{}
 		l.e.setState(func(s *State) { s.LastError, s.Reachable = r.err, false })
 		l.e.log.Warn("watch key failed", "attempt", l.watchFails, "err", r.err)
 		l.emit(Event{Kind: KindError, Err: r.err, Attempt: l.watchFails})
