@@ -30,15 +30,22 @@ const (
 	ChildExitEnv     = "HISTORY_CHILD_EXIT"
 )
 
+// ChildStopDelayEnv, when set (a sleep(1) duration such as "1"), makes
+// ChildScript take that long to stop after SIGTERM/SIGINT, as most real
+// programs do (they finish a request, flush, close connections). It
+// records "stop" after the delay, right before exiting.
+const ChildStopDelayEnv = "HISTORY_CHILD_STOP_DELAY"
+
 // ChildScript is the child for `leaderd run -- sh -c ChildScript`. It
 // appends "start <id> <token> <pid> <unix-ns>" once its traps are set, and
-// "stop …" from its SIGTERM/SIGINT trap right before exiting (or "exit …"
-// before exiting by itself), to $HISTORY_CHILD_LOG. `>>` opens the file
+// "stop …" from its SIGTERM/SIGINT trap right before exiting (after
+// $HISTORY_CHILD_STOP_DELAY, if set), or "exit …" before exiting by itself,
+// to $HISTORY_CHILD_LOG. `>>` opens the file
 // with O_APPEND and each record is one short write, so records of
 // concurrent children never interleave. The time is read by date(1) just
 // before the write; a record is the child's first or last act.
 const ChildScript = `rec() { echo "$1 $LEADERD_ID $LEADERD_TOKEN $$ $(date +%s%N)" >> "$HISTORY_CHILD_LOG"; }
-trap 'rec stop; exit 0' TERM INT
+trap 'if [ -n "$HISTORY_CHILD_STOP_DELAY" ]; then sleep "$HISTORY_CHILD_STOP_DELAY"; fi; rec stop; exit 0' TERM INT
 rec start
 if [ -n "$HISTORY_CHILD_LIFETIME" ]; then
 	sleep "$HISTORY_CHILD_LIFETIME" & wait $!

@@ -153,10 +153,20 @@ func TestChildScript(t *testing.T) {
 	if err := three.Wait(); err == nil || three.ProcessState.ExitCode() != 7 {
 		t.Errorf("child with a lifetime exited %v, want code 7", err)
 	}
+	four := run("4", ChildStopDelayEnv+"=0.3")
+	wait("start record", is(ChildStart, 4))
+	termAt := time.Now()
+	four.Process.Signal(syscall.SIGTERM)
+	stop := wait("stop record after the delay", is(ChildStop, 4))
+	if d := stop.At.Sub(termAt); d < 300*time.Millisecond {
+		t.Errorf("slow child recorded stop %v after SIGTERM, want ≥ 300ms", d)
+	}
+	wait("gone", is(ChildGone, 4))
+
 	cl.Stop()
 	r := h.Check(Options{})
 	// No elected events: every child start is of an unknown term.
-	if len(r.Violations) != 3 {
-		t.Errorf("violations %v, want 3 (children of terms nobody won)", r.Violations)
+	if len(r.Violations) != 4 {
+		t.Errorf("violations %v, want 4 (children of terms nobody won)", r.Violations)
 	}
 }
