@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -46,7 +47,9 @@ type Agent struct {
 	bin             string
 	hcl             []string
 	aclFile         string // ACL config, kept off the command line for the token's sake
-	bootstrapExpect int    // 0 for -dev
+	bootstrapExpect int    // 0 for -dev and for a client
+	client          bool   // a client agent (StartClient)
+	server          *Agent // a client's server, whose catalog says it is ready
 	join            []string
 	logFile         *os.File
 
@@ -192,22 +195,32 @@ func (a *Agent) setPorts(p agentPorts) {
 }
 
 // Stop stops the agent gracefully (SIGINT) and waits for it to exit,
-// killing it after 15s. Stopping a stopped agent does nothing.
-func (a *Agent) Stop() { a.stop(false) }
+// killing it after 15s. Stopping a stopped agent does nothing. A client
+// agent leaves the cluster on SIGINT too (skip_leave_on_interrupt is false
+// for clients), which deregisters its node.
+func (a *Agent) Stop() { a.stop(syscall.SIGINT) }
+
+// Terminate stops the agent with SIGTERM, as systemd, Nomad or Kubernetes
+// do, and waits for it to exit, killing it after 15s. A client agent
+// leaves the cluster on SIGTERM (leave_on_terminate defaults to true for
+// clients): the servers deregister its node, which destroys every session
+// on it (lock-delay applies). A server does not leave; it just stops.
+// Terminate then Restart is a routine agent restart.
+func (a *Agent) Terminate() { a.stop(syscall.SIGTERM) }
 
 // Kill kills the agent's process group with SIGKILL and waits for it to
 // exit: a crash, as far as Consul can tell.
-func (a *Agent) Kill() { a.stop(true) }
+func (a *Agent) Kill() { a.stop(syscall.SIGKILL) }
 
-func (a *Agent) stop(kill bool) {
+func (a *Agent) stop(sig syscall.Signal) {
 	p := a.current()
 	if p == nil || p.exited() {
 		return
 	}
-	if kill {
+	if sig == syscall.SIGKILL {
 		p.killGroup()
 	} else {
-		p.cmd.Process.Signal(os.Interrupt)
+		p.cmd.Process.Signal(sig)
 	}
 	select {
 	case <-p.done:
@@ -218,10 +231,12 @@ func (a *Agent) stop(kill bool) {
 	<-p.done
 }
 
-// Restart stops the agent and starts it again on the same ports, waiting
-// for readiness. A -dev agent comes back empty: no keys, sessions or
-// tokens other than the initial management token. Restart also starts an
-// agent that was stopped or killed.
+// Restart stops the agent (Stop) and starts it again on the same ports,
+// waiting for readiness. A -dev agent comes back empty: no keys, sessions
+// or tokens other than the initial management token. A client agent keeps
+// its data directory and node name, rejoins, and is ready once its node is
+// registered again with serfHealth passing. Restart also starts an agent
+// that was stopped, terminated or killed.
 func (a *Agent) Restart(t testing.TB) {
 	t.Helper()
 	a.Stop()

@@ -1,6 +1,7 @@
 package consultest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -312,5 +313,90 @@ func TestACLClusterSharesTheManagementToken(t *testing.T) {
 		if code, body := kv(t, s, http.MethodPut, "acl-cluster/anon", "", "v"); code != http.StatusForbidden {
 			t.Errorf("anonymous PUT on %s: %d %q, want 403", s.NodeName, code, body)
 		}
+	}
+}
+
+// A client agent joins its server, owns the sessions created through it,
+// and leaves the cluster on SIGTERM, which deregisters its node and
+// destroys its sessions. Restart brings it back; a killed client can be
+// force-left.
+func TestClientAgent(t *testing.T) {
+	t.Parallel()
+	srv := Start(t, Options{})
+	cl := StartClient(t, srv, Options{})
+	if cl.Addr == srv.Addr || cl.NodeName == srv.NodeName || cl.DataDir == "" {
+		t.Fatalf("client %s at %s (data %q) vs server %s at %s: want its own node, address and data directory",
+			cl.NodeName, cl.Addr, cl.DataDir, srv.NodeName, srv.Addr)
+	}
+	sid := createSession(t, cl)
+	var info []struct{ Node string }
+	if err := srv.getJSON(t.Context(), "/v1/session/info/"+sid, &info); err != nil || len(info) != 1 || info[0].Node != cl.NodeName {
+		t.Fatalf("session info on the server: %+v, %v; want one session on node %s", info, err, cl.NodeName)
+	}
+
+	cl.Terminate()
+	if cl.running() {
+		t.Fatal("client still running after Terminate")
+	}
+	// The node is deregistered when it leaves, and its sessions with it.
+	// (Its catalog entry may come back: a client stopped right after its
+	// start can finish its first anti-entropy sync after the leave.)
+	if err := srv.getJSON(t.Context(), "/v1/session/info/"+sid, &info); err != nil || len(info) != 0 {
+		t.Errorf("session info after the client left: %+v, %v; want none", info, err)
+	}
+	var members []struct {
+		Name   string
+		Status int
+	}
+	if err := srv.getJSON(t.Context(), "/v1/agent/members", &members); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.Name == cl.NodeName && m.Status != 3 { // serf.StatusLeft
+			t.Errorf("member %s has serf status %d after Terminate, want 3 (left)", m.Name, m.Status)
+		}
+	}
+
+	cl.Restart(t) // ready: registered again with serfHealth passing
+	createSession(t, cl)
+
+	cl.Kill()
+	srv.ForceLeave(t, cl.NodeName, false)
+	awaitNodeGone(t, srv, cl.NodeName)
+}
+
+// createSession creates a session through a and returns its id.
+func createSession(t *testing.T, a *Agent) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, a.URL()+"/v1/session/create", strings.NewReader(`{"TTL":"30s"}`))
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var s struct{ ID string }
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("session create on %s: %s, %v", a.NodeName, resp.Status, err)
+	}
+	return s.ID
+}
+
+// awaitNodeGone waits until node is no longer in srv's catalog.
+func awaitNodeGone(t *testing.T, srv *Agent, node string) {
+	t.Helper()
+	err := awaitReady(nil, 15*time.Second, func(ctx context.Context) error {
+		var nodes []struct{ Node string }
+		if err := srv.getJSON(ctx, "/v1/catalog/nodes", &nodes); err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if n.Node == node {
+				return fmt.Errorf("node %s still registered", node)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -53,4 +53,38 @@
 // -dev agents keep all state in memory: Restart gives an empty Consul on the
 // same address. Options.Server (and every StartCluster member) runs a real
 // server with a data directory, whose state survives Restart.
+//
+// # Client agents
+//
+// StartClient runs a client agent (no -server) that retry-joins a server,
+// as on every node of a real cluster but the servers: sessions created
+// through it belong to its node, and die with the node's registration. It
+// is ready once the server's catalog has its node with serfHealth passing
+// and it knows the raft leader. Terminate (SIGTERM) is a routine agent stop:
+// a client leaves the cluster (leave_on_terminate), the servers deregister
+// its node and every session on it is invalidated, about 0.3s after the
+// signal; the agent exits ~3s later. Terminate then Restart is a routine
+// restart of the local agent. Kill is a crash: the servers mark the node
+// failed and its serfHealth critical within a second or two (gossip as
+// quick as -dev's), which invalidates the sessions bound to serfHealth.
+//
+// ForceLeave runs `consul force-leave`. What Consul v1.16.3 does with it
+// (serf v0.10.1 Serf.forceLeave → handleNodeLeaveIntent, handlePrune;
+// consul agent/consul/leader.go handleDeregisterMember), as measured on
+// loopback:
+//
+//   - a live node, plain force-leave: the servers mark the member "leaving"
+//     and nothing else happens: the node stays registered and its sessions
+//     valid (observed for 15s);
+//   - a live node, -prune: serf holds the request ~8s (its broadcast
+//     timeout plus the leave propagation delay), then erases the member;
+//     the leader deregisters the node (reason "reaped") and so invalidates
+//     its sessions, with their lock-delay, while its agent still runs. The
+//     node is then out of the member list and the catalog (observed for a
+//     minute): sessions through that agent fail until it restarts;
+//   - a failed node: it becomes "left" and is deregistered. Its
+//     serfHealth-bound sessions were normally invalidated already when it
+//     was seen failed; a force-leave sent before the failure was detected
+//     (right after a kill) turns it leaving, then left, without serfHealth
+//     ever going critical, and the deregistration invalidates them.
 package consultest

@@ -73,15 +73,18 @@ func exitStatus(err error) string {
 // here, so it never shows in ps or in a logged command.
 func (a *Agent) args() []string {
 	args := []string{"agent"}
-	if a.bootstrapExpect == 0 {
+	switch {
+	case a.client:
+		args = append(args, "-data-dir="+a.DataDir)
+	case a.bootstrapExpect == 0:
 		args = append(args, "-dev")
-	} else {
+	default:
 		args = append(args, "-server",
 			"-bootstrap-expect="+strconv.Itoa(a.bootstrapExpect),
 			"-data-dir="+a.DataDir)
-		for _, j := range a.join {
-			args = append(args, "-retry-join="+j)
-		}
+	}
+	for _, j := range a.join {
+		args = append(args, "-retry-join="+j)
 	}
 	args = append(args,
 		"-node="+a.NodeName,
@@ -96,8 +99,8 @@ func (a *Agent) args() []string {
 		"-grpc-tls-port=-1",
 		"-log-level=info",
 	)
-	if a.bootstrapExpect > 0 {
-		args = append(args, "-hcl", serverHCL)
+	if a.bootstrapExpect > 0 || a.client {
+		args = append(args, "-hcl", quickHCL)
 	}
 	if a.aclFile != "" {
 		args = append(args, "-config-file="+a.aclFile)
@@ -108,10 +111,11 @@ func (a *Agent) args() []string {
 	return args
 }
 
-// serverHCL makes a real server as quick as -dev: raft timing at the
-// fastest multiplier and dev's gossip intervals, so elections and failure
-// detection take a second or two. No phoning home from tests.
-const serverHCL = `
+// quickHCL makes a real server or a client agent as quick as -dev: raft
+// timing at the fastest multiplier (unused by a client) and dev's gossip
+// intervals, so elections and failure detection take a second or two.
+// No phoning home from tests.
+const quickHCL = `
 disable_update_check = true
 disable_anonymous_signature = true
 performance { raft_multiplier = 1 }

@@ -64,7 +64,9 @@ func awaitReady(agents []*Agent, timeout time.Duration, ready func(context.Conte
 
 // checkReady reports whether the agent knows a raft leader and its node's
 // serfHealth check passes; until then session create can fail with
-// "Missing node registration".
+// "Missing node registration". A client's node is looked up in its
+// server's catalog: it is there only once the server's leader has seen it
+// join and registered it.
 func (a *Agent) checkReady(ctx context.Context) error {
 	leader, err := a.raftLeader(ctx)
 	if err != nil {
@@ -73,8 +75,12 @@ func (a *Agent) checkReady(ctx context.Context) error {
 	if leader == "" {
 		return fmt.Errorf("agent %s knows no raft leader yet", a.NodeName)
 	}
+	catalog := a
+	if a.server != nil {
+		catalog = a.server
+	}
 	var checks []struct{ CheckID, Status string }
-	if err := a.getJSON(ctx, "/v1/health/node/"+url.PathEscape(a.NodeName), &checks); err != nil {
+	if err := catalog.getJSON(ctx, "/v1/health/node/"+url.PathEscape(a.NodeName), &checks); err != nil {
 		return err
 	}
 	for _, c := range checks {
