@@ -1,0 +1,157 @@
+package child
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"syscall"
+	"unsafe"
+)
+
+// setSubreaper makes the calling process the child subreaper of its
+// descendants: an orphan is reparented to it, not to init, so it can find
+// and kill grandchildren that left the command's process group.
+func setSubreaper() error {
+	const prSetChildSubreaper = 36
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// spawn starts argv in its own process group with Pdeathsig SIGKILL.
+// Pdeathsig fires when the creating *thread* exits (go.dev/issue/27505),
+// so the fork happens on a goroutine locked to its OS thread, which stays
+// until release is closed (once the process is reaped).
+func spawn(argv, env []string, release <-chan struct{}) (pid int, code int, err error) {
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return 0, 127, err
+		}
+		return 0, 126, err
+	}
+	type result struct {
+		pid int
+		err error
+	}
+	res := make(chan result)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+			Env:   env,
+			Files: []uintptr{0, 1, 2},
+			Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		})
+		res <- result{pid, err}
+		if err == nil {
+			<-release
+		}
+	}()
+	r := <-res
+	if r.err != nil {
+		if errors.Is(r.err, syscall.ENOENT) {
+			return 0, 127, r.err
+		}
+		return 0, 126, r.err
+	}
+	return r.pid, 0, nil
+}
+
+// exitedChild returns the pid of a child of ours that has exited, without
+// reaping it (waitid WNOWAIT), so its pid, and so its process group id,
+// can't be reused while the group is killed. 0: none has exited yet;
+// syscall.ECHILD: we have no children at all.
+func exitedChild() (int, error) {
+	var info [128]byte // siginfo_t
+	// si_pid follows si_signo, si_errno and si_code, aligned for a pointer.
+	off := 16
+	if unsafe.Sizeof(uintptr(0)) == 4 {
+		off = 12
+	}
+	const pAll = 0
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pAll, 0, uintptr(unsafe.Pointer(&info[0])),
+			syscall.WEXITED|syscall.WNOHANG|syscall.WNOWAIT, 0, 0)
+		switch errno {
+		case 0:
+			return int(*(*int32)(unsafe.Pointer(&info[off]))), nil
+		case syscall.EINTR:
+			continue
+		}
+		return 0, errno
+	}
+}
+
+// reap reaps pid, which has exited.
+func reap(pid int) (syscall.WaitStatus, error) {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		if err != syscall.EINTR {
+			return ws, err
+		}
+	}
+}
+
+// procStat is what we read of /proc/<pid>/stat.
+type procStat struct {
+	pid, ppid, pgrp int
+	state           byte // R, S, D, Z, T, …
+}
+
+// processes lists every process in /proc whose stat matches keep.
+func processes(keep func(procStat) bool) []procStat {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	defer d.Close()
+	names, _ := d.Readdirnames(-1)
+	var out []procStat
+	for _, name := range names {
+		pid, err := strconv.Atoi(name)
+		if err != nil {
+			continue
+		}
+		if st, ok := readStat(pid); ok && keep(st) {
+			out = append(out, st)
+		}
+	}
+	return out
+}
+
+// readStat parses /proc/<pid>/stat: "pid (comm) state ppid pgrp …", where
+// comm may hold spaces and parentheses.
+func readStat(pid int) (procStat, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return procStat{}, false
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 3 || len(f[0]) != 1 {
+		return procStat{}, false
+	}
+	ppid, err1 := strconv.Atoi(string(f[1]))
+	pgrp, err2 := strconv.Atoi(string(f[2]))
+	if err1 != nil || err2 != nil {
+		return procStat{}, false
+	}
+	return procStat{pid: pid, ppid: ppid, pgrp: pgrp, state: f[0][0]}, true
+}
+
+// alive reports whether a process is alive: not a zombie nor dead.
+func (p procStat) alive() bool { return p.state != 'Z' && p.state != 'X' && p.state != 'x' }
+
+// groupAlive reports whether any live process is in process group pgid.
+func groupAlive(pgid int) bool {
+	return len(processes(func(p procStat) bool { return p.pgrp == pgid && p.alive() })) > 0
+}

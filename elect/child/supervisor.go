@@ -1,0 +1,516 @@
+package child
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/leaderd/leaderd/elect"
+)
+
+// keeperReady bounds the wait for a new keeper's first line.
+const keeperReady = 10 * time.Second
+
+// Config of a Supervisor.
+type Config struct {
+	Command []string // required: the command and its arguments
+	ID      string   // LEADERD_ID
+	// Env is the command's environment before the LEADERD_* values,
+	// usually os.Environ(). The Withheld variables are dropped unless
+	// named in Pass.
+	Env         []string
+	Pass        []string
+	KillTimeout time.Duration // between the stop signal and SIGKILL
+	// Stdout and Stderr are the keeper's and the command's; default
+	// os.Stdout and os.Stderr.
+	Stdout, Stderr *os.File
+	// LogFormat ("text" or "json") and LogLevel ("debug" … "error") are
+	// the keeper's; it logs to Stderr.
+	LogFormat, LogLevel string
+	Logger              *slog.Logger // leaderd's side; default discard
+	// KeeperPath and KeeperArgs run the keeper: default /proc/self/exe
+	// KeeperCommand, this very binary, whose main must hand KeeperCommand
+	// to Keep.
+	KeeperPath string
+	KeeperArgs []string
+}
+
+// Exit is the end of a term's command that leaderd did not ask for.
+type Exit struct {
+	Token uint64
+	Code  int // exit code; 128+n if killed by signal n; 126/127 if it couldn't start
+	// LeaseEnded: the keeper stopped the command (or did not start it)
+	// because the term's lease had ended without news of a later end.
+	LeaseEnded bool
+}
+
+// Supervisor runs the command only while this instance leads, through a
+// keeper process (see the package doc). Start and Stop are called from
+// elect's OnElected and OnStepDown hooks, one after the other, and Extend
+// from OnLease, all on the election's goroutine; none of them blocks
+// except Stop, which returns only once the command's whole tree is dead.
+// Signal, Running and SetStopSignal may be called from any goroutine.
+type Supervisor struct {
+	cfg     Config
+	log     *slog.Logger
+	kept    []string // the keeper's environment: no Withheld variable
+	passed  []string // the Withheld variables passed to the command
+	stopSig atomic.Int32
+	exits   chan Exit
+
+	mu  sync.Mutex
+	k   *link // the keeper; replaced at the next Start if it died
+	cur *term // nil: no command for the current term
+}
+
+// term is one term's command as leaderd sees it. The link's reader
+// goroutine closes the channels, each once, in this order.
+type term struct {
+	token    uint64
+	link     *link
+	stopping atomic.Bool   // Stop was called: its end is not an Exit
+	started  chan struct{} // closed once the start was answered
+	pid      int           // set before started closes; 0 if it did not start
+	exited   chan struct{} // closed once the group leader exited (or did not start)
+	gone     chan struct{} // closed once the whole tree is dead and reaped
+}
+
+// New checks cfg and starts the keeper.
+func New(cfg Config) (*Supervisor, error) {
+	if len(cfg.Command) == 0 {
+		return nil, errors.New("child: no command")
+	}
+	if err := CheckPass(cfg.Pass); err != nil {
+		return nil, fmt.Errorf("child: %w", err)
+	}
+	if cfg.Stdout == nil {
+		cfg.Stdout = os.Stdout
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.KeeperPath == "" {
+		cfg.KeeperPath, cfg.KeeperArgs = "/proc/self/exe", []string{KeeperCommand}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, exits: make(chan Exit, 1)}
+	s.kept, s.passed = splitEnv(cfg.Env, cfg.Pass)
+	k, err := s.startKeeper()
+	if err != nil {
+		return nil, err
+	}
+	s.k = k
+	return s, nil
+}
+
+// Exits delivers the end of a command that leaderd did not stop.
+func (s *Supervisor) Exits() <-chan Exit { return s.exits }
+
+// SetStopSignal sets the signal Stop sends first: leaderd forwards the
+// SIGINT or SIGTERM it got itself. Default SIGTERM.
+func (s *Supervisor) SetStopSignal(sig syscall.Signal) { s.stopSig.Store(int32(sig)) }
+
+// Start starts the command for term t, whose lease ends at t.LeaseEnd,
+// and returns at once.
+func (s *Supervisor) Start(t elect.Term) {
+	c := &term{token: t.Token, started: make(chan struct{}), exited: make(chan struct{}), gone: make(chan struct{})}
+	s.mu.Lock()
+	s.cur = c
+	k, err := s.keeperLocked()
+	c.link = k
+	s.mu.Unlock()
+	if err != nil {
+		s.log.Error("child start failed", "command", s.cfg.Command[0], "err", err, "token", t.Token)
+		close(c.started)
+		close(c.exited)
+		close(c.gone)
+		s.report(c, Exit{Token: t.Token, Code: 126})
+		return
+	}
+	env := append(append([]string(nil), s.passed...),
+		"LEADERD_LEADER=true",
+		"LEADERD_TOKEN="+strconv.FormatUint(t.Token, 10),
+		"LEADERD_KEY="+t.Key,
+		"LEADERD_SESSION="+t.Session,
+		"LEADERD_ID="+s.cfg.ID,
+		"CONSUL_LOCK_HELD=true",
+	)
+	k.send(msg{Op: opStart, Token: t.Token, Env: env, LeaseEnd: monoAt(t.LeaseEnd), KillTimeout: s.cfg.KillTimeout})
+}
+
+// Extend tells the keeper that term token's lease now ends at leaseEnd.
+// It never blocks: only the latest end waits to be written.
+func (s *Supervisor) Extend(token uint64, leaseEnd time.Time) {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil || c.token != token {
+		return
+	}
+	c.link.setLease(msg{Op: opLease, Token: token, LeaseEnd: monoAt(leaseEnd)})
+}
+
+// Stop ends the current command and returns once its whole tree is dead
+// and reaped. Called from elect's OnStepDown: leadership is given up only
+// after this.
+func (s *Supervisor) Stop() {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	// cur stays set until the tree is gone, so Signal can still reach it
+	// (a second SIGTERM escalates to SIGKILL).
+	defer func() {
+		s.mu.Lock()
+		if s.cur == c {
+			s.cur = nil
+		}
+		s.mu.Unlock()
+	}()
+	c.stopping.Store(true)
+	<-c.started
+	select {
+	case <-c.exited: // exited by itself: the keeper is killing what is left
+	default:
+		sig := syscall.Signal(s.stopSig.Load())
+		if sig == 0 {
+			sig = syscall.SIGTERM
+		}
+		s.log.Info("stopping child", "pid", c.pid, "signal", SignalName(sig), "kill_timeout", s.cfg.KillTimeout, "token", c.token)
+		c.link.send(msg{Op: opStop, Token: c.token, Signal: int(sig), KillTimeout: s.cfg.KillTimeout})
+	}
+	<-c.gone
+}
+
+// Signal forwards sig to the current command's process group, if it runs.
+func (s *Supervisor) Signal(sig syscall.Signal) {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	select {
+	case <-c.exited:
+	case <-c.started:
+		c.link.send(msg{Op: opSignal, Token: c.token, Signal: int(sig)})
+	default: // not started yet: it will see the state as it is when it starts
+	}
+}
+
+// Running reports whether a command is running (for /v1/status).
+func (s *Supervisor) Running() bool {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	select {
+	case <-c.exited:
+		return false
+	case <-c.started:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close ends the keeper once leaderd is done; a command still running is
+// killed at once. Call it after Stop.
+func (s *Supervisor) Close() {
+	s.mu.Lock()
+	k := s.k
+	s.mu.Unlock()
+	k.close()
+	<-k.dead
+}
+
+// report tells the run loop about an end nobody asked for.
+func (s *Supervisor) report(c *term, ex Exit) {
+	if c.stopping.Load() {
+		return
+	}
+	select {
+	case s.exits <- ex:
+	default: // an earlier exit is still unread; it already ends the term
+	}
+}
+
+// keeperLocked returns the keeper, starting a new one if it died. s.mu is
+// held.
+func (s *Supervisor) keeperLocked() (*link, error) {
+	if !s.k.broken {
+		return s.k, nil
+	}
+	k, err := s.startKeeper()
+	if err != nil {
+		return nil, err
+	}
+	s.k = k
+	return k, nil
+}
+
+// event applies one line from keeper k.
+func (s *Supervisor) event(k *link, m msg) {
+	s.mu.Lock()
+	c := s.cur
+	s.mu.Unlock()
+	if c == nil || c.link != k || c.token != m.Token {
+		return // a term Stop is already done with
+	}
+	switch m.Op {
+	case opStarted:
+		c.pid = m.PID
+		closeOnce(c.started)
+		s.log.Info("child started", "pid", m.PID, "token", m.Token)
+	case opFailed:
+		if m.Cause == causeLease {
+			s.log.Warn("child not started: its lease had ended", "token", m.Token)
+		} else {
+			s.log.Error("child start failed", "command", s.cfg.Command[0], "err", m.Error, "token", m.Token)
+		}
+		closeOnce(c.started)
+		closeOnce(c.exited)
+		closeOnce(c.gone)
+		s.report(c, Exit{Token: m.Token, Code: m.Code, LeaseEnded: m.Cause == causeLease})
+	case opExited:
+		lvl, attrs := slog.LevelInfo, []any{"pid", m.PID, "code", m.Code, "token", m.Token}
+		if m.Cause == causeLease {
+			lvl, attrs = slog.LevelWarn, append(attrs, "cause", "the keeper stopped it at its lease end")
+		}
+		s.log.Log(context.Background(), lvl, "child exited", attrs...)
+		closeOnce(c.exited)
+		s.report(c, Exit{Token: m.Token, Code: m.Code, LeaseEnded: m.Cause == causeLease})
+	case opGone:
+		// Twice if Stop asked after the keeper had already reported it.
+		if !isClosed(c.gone) {
+			s.log.Debug("child tree gone", "token", m.Token)
+			close(c.gone)
+		}
+	}
+}
+
+// keeperDied ends the term of a keeper that died. The kernel SIGKILLed the
+// command with it (Pdeathsig); what is left of its group is killed here,
+// and the end is reported as an exit. Out of reach now: a grandchild that
+// left the group (init inherits it), and the group of a command whose
+// start the keeper did not report before it died.
+func (s *Supervisor) keeperDied(k *link, err error) {
+	s.mu.Lock()
+	k.broken = true
+	c := s.cur
+	if c != nil && c.link != k {
+		c = nil
+	}
+	s.mu.Unlock()
+	if !k.closing() {
+		s.log.Error("keeper died", "err", err)
+	}
+	if c == nil || isClosed(c.gone) {
+		return
+	}
+	closeOnce(c.started)
+	if !isClosed(c.exited) {
+		if c.pid != 0 {
+			s.log.Error("child exited with its keeper", "pid", c.pid, "code", 128+int(syscall.SIGKILL), "token", c.token)
+		}
+		close(c.exited)
+		s.report(c, Exit{Token: c.token, Code: 128 + int(syscall.SIGKILL)})
+	}
+	if c.pid != 0 {
+		tick := time.NewTicker(killPoll)
+		for groupAlive(c.pid) {
+			_ = syscall.Kill(-c.pid, syscall.SIGKILL)
+			<-tick.C
+		}
+		tick.Stop()
+	}
+	close(c.gone)
+}
+
+// A term's channels are closed only by its link's reader goroutine (or by
+// Start before the term has a link), so a check before closing is enough.
+func isClosed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func closeOnce(ch chan struct{}) {
+	if !isClosed(ch) {
+		close(ch)
+	}
+}
+
+// startKeeper starts a keeper process and waits for its first line.
+func (s *Supervisor) startKeeper() (*link, error) {
+	cmdR, cmdW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start keeper: %w", err)
+	}
+	evR, evW, err := os.Pipe()
+	if err != nil {
+		cmdR.Close()
+		cmdW.Close()
+		return nil, fmt.Errorf("start keeper: %w", err)
+	}
+	level := s.cfg.LogLevel
+	if level == "" {
+		level = "info"
+	}
+	args := append([]string{os.Args[0]}, s.cfg.KeeperArgs...)
+	args = append(args, "-log-format", s.cfg.LogFormat, "-log-level", level, "--")
+	cmd := &exec.Cmd{
+		Path:       s.cfg.KeeperPath,
+		Args:       append(args, s.cfg.Command...),
+		Env:        s.kept,
+		Stdout:     s.cfg.Stdout,
+		Stderr:     s.cfg.Stderr,
+		ExtraFiles: []*os.File{cmdR, evW}, // fd 3 and 4
+		// Its own group: a signal to leaderd's group must not reach it.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	err = cmd.Start()
+	cmdR.Close()
+	evW.Close()
+	if err != nil {
+		cmdW.Close()
+		evR.Close()
+		return nil, fmt.Errorf("start keeper: %w", err)
+	}
+	k := &link{cmd: cmd, w: cmdW, wake: make(chan struct{}, 1), dead: make(chan struct{})}
+	dec := json.NewDecoder(evR)
+	ready := make(chan error, 1)
+	go func() {
+		var m msg
+		if err := dec.Decode(&m); err != nil || m.Op != opReady {
+			ready <- fmt.Errorf("keeper did not start (%v)", err)
+			return
+		}
+		ready <- nil
+	}()
+	timer := time.NewTimer(keeperReady)
+	defer timer.Stop()
+	select {
+	case err = <-ready:
+	case <-timer.C:
+		err = fmt.Errorf("keeper not ready after %v", keeperReady)
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		cmdW.Close()
+		evR.Close()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("start keeper: %w", err)
+	}
+	go k.write()
+	go func() {
+		for {
+			var m msg
+			if err := dec.Decode(&m); err != nil {
+				break
+			}
+			s.event(k, m)
+		}
+		evR.Close()
+		err := cmd.Wait()
+		s.keeperDied(k, err)
+		close(k.dead)
+	}()
+	return k, nil
+}
+
+// link is leaderd's end of the pipes to one keeper process. A writer
+// goroutine writes what send and setLease leave, so no caller blocks on a
+// keeper that is slow or stopped.
+type link struct {
+	cmd    *exec.Cmd
+	w      io.WriteCloser
+	broken bool // it died; guarded by Supervisor.mu
+
+	mu     sync.Mutex
+	queue  []msg
+	lease  *msg // the latest lease end not yet written
+	closed bool // close was called: write what is queued, then close w
+	wake   chan struct{}
+	dead   chan struct{} // closed once the keeper exited and was reaped
+}
+
+func (k *link) send(m msg) {
+	k.mu.Lock()
+	k.queue = append(k.queue, m)
+	k.mu.Unlock()
+	k.poke()
+}
+
+func (k *link) setLease(m msg) {
+	k.mu.Lock()
+	k.lease = &m
+	k.mu.Unlock()
+	k.poke()
+}
+
+func (k *link) close() {
+	k.mu.Lock()
+	k.closed = true
+	k.mu.Unlock()
+	k.poke()
+}
+
+func (k *link) closing() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.closed
+}
+
+func (k *link) poke() {
+	select {
+	case k.wake <- struct{}{}:
+	default:
+	}
+}
+
+// write writes in order what is queued, then the latest lease end: a lease
+// end for a term the keeper no longer runs is ignored there.
+func (k *link) write() {
+	defer k.w.Close()
+	enc := json.NewEncoder(k.w)
+	for {
+		select {
+		case <-k.wake:
+		case <-k.dead:
+			return
+		}
+		k.mu.Lock()
+		queue, lease, closed := k.queue, k.lease, k.closed
+		k.queue, k.lease = nil, nil
+		k.mu.Unlock()
+		for _, m := range queue {
+			_ = enc.Encode(m) // a dead keeper is noticed by the reader
+		}
+		if lease != nil {
+			_ = enc.Encode(*lease)
+		}
+		if closed {
+			return
+		}
+	}
+}
