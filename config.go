@@ -50,6 +50,7 @@ type runConfig struct {
 	CheckTTL      time.Duration // 0: off
 	KillTimeout   time.Duration
 	Restart       bool
+	PassEnv       []string
 	Listen        string // "": no status server
 	Publish       []string
 	Tags          []string
@@ -119,6 +120,7 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	dur(&cfg.CheckTTL, "check-ttl", "fast crash detection: bind the session to a TTL check passed every check-ttl/3 (0: off)")
 	dur(&cfg.KillTimeout, "kill-timeout", "time the child gets between SIGTERM and SIGKILL; the leader steps down kill-timeout+500ms before its lease could end")
 	fs.BoolVar(&cfg.Restart, "restart", false, "when the child exits by itself, give up leadership and keep campaigning (the child starts again on the next term) instead of exiting with its code")
+	fs.Var(passEnvValue{&cfg.PassEnv}, "pass-env", passEnvUsage)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "status HTTP server address (GET /v1/leader, /v1/health, /v1/status, /metrics); empty: off")
 	fs.Var(listValue{&cfg.Publish}, "publish", "where to publish leader status, comma list of: consul-tags, nomad-vars")
 	fs.Var(listValue{&cfg.Tags}, "tags", "extra Consul service tags for -publish consul-tags, comma list")

@@ -28,6 +28,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/leaderd/leaderd/elect/child"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
@@ -42,6 +44,11 @@ const (
 )
 
 func main() {
+	// Not a user command: the keeper of `leaderd run`'s child, which
+	// leaderd starts by re-executing itself (package elect/child).
+	if len(os.Args) > 1 && os.Args[1] == child.KeeperCommand {
+		os.Exit(child.Keep(os.Args[2:]))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/elect/child"
 	"github.com/leaderd/leaderd/nomad"
 )
 
@@ -42,10 +43,14 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		return exitFor(stderr, "run", usagef("consul settings: %s", oneLine(err)))
 	}
 	m := newMetrics()
-	var sup *supervisor
+	var sup *child.Supervisor
 	if len(cfg.Command) > 0 {
-		sup = newSupervisor(cfg.Command, cfg.ID, os.Environ(), cfg.KillTimeout, log.With("component", "child"))
+		if sup, err = newSupervisor(cfg, log); err != nil {
+			return exitFor(stderr, "run", err)
+		}
+		defer sup.Close()
 	}
+	hooks := newTestHooks(getenv, log)
 	startedAt := time.Now()
 	e, err := elect.New(meteredConsul{client, m}, elect.Config{
 		Key: cfg.Key,
@@ -69,6 +74,12 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		OnStepDown: func(elect.Term, elect.Reason) {
 			if sup != nil {
 				sup.Stop()
+			}
+		},
+		OnLease: func(t elect.Term, end time.Time) {
+			hooks.onLease()
+			if sup != nil {
+				sup.Extend(t.Token, end)
 			}
 		},
 		Logger: log,
@@ -138,7 +149,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		stopping = true
 		cancelElect()
 	}
-	var childExits <-chan childExit
+	var childExits <-chan child.Exit
 	if sup != nil {
 		childExits = sup.Exits()
 	}
@@ -159,13 +170,13 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 				sawSignal = true
 			case stopping:
 				// A second SIGINT/SIGTERM: don't wait out -kill-timeout.
-				log.Warn("second signal; killing child", "signal", signalName(sig))
+				log.Warn("second signal; killing child", "signal", child.SignalName(sig))
 				if sup != nil {
 					sup.Signal(syscall.SIGKILL)
 				}
 			default:
 				sawSignal = true
-				log.Info("stopping", "signal", signalName(sig))
+				log.Info("stopping", "signal", child.SignalName(sig))
 				stop(sig.(syscall.Signal))
 			}
 		case <-done:
@@ -181,16 +192,24 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 					}
 				default:
 				}
-				log.Info("stopping", "signal", signalName(sig))
+				log.Info("stopping", "signal", child.SignalName(sig))
 				stop(sig)
 			}
 		case ex := <-childExits:
 			if stopping {
 				continue
 			}
+			if ex.LeaseEnded {
+				// The keeper ended the child at its lease end. The election
+				// steps down at that end too, unless a later one was on its
+				// way to the keeper: then end the term here.
+				log.Warn("child stopped at its lease end; ending its term", "token", ex.Token)
+				go resign(electCtx, e, ex.Token, log)
+				continue
+			}
 			if cfg.Restart {
 				log.Info("child exited; resigning and campaigning again", "code", ex.Code, "token", ex.Token)
-				go resign(electCtx, e, log)
+				go resign(electCtx, e, ex.Token, log)
 				continue
 			}
 			log.Info("child exited; releasing leadership and exiting with its code", "code", ex.Code, "token", ex.Token)
@@ -221,10 +240,11 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 }
 
-// resign gives up leadership after the child exited by itself; the
-// election keeps campaigning and the next term starts a new child.
-func resign(ctx context.Context, e *elect.Election, log *slog.Logger) {
-	if err := e.Resign(ctx); err != nil && !errors.Is(err, elect.ErrNotLeader) && ctx.Err() == nil {
+// resign gives up the term whose child exited by itself, not a later
+// term (the exit may be seen late); the election keeps campaigning and
+// the next term starts a new child.
+func resign(ctx context.Context, e *elect.Election, token uint64, log *slog.Logger) {
+	if err := e.ResignTerm(ctx, token); err != nil && !errors.Is(err, elect.ErrNotLeader) && ctx.Err() == nil {
 		log.Warn("resign failed", "err", err)
 	}
 }
