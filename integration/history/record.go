@@ -43,8 +43,14 @@ const ChildStopDelayEnv = "HISTORY_CHILD_STOP_DELAY"
 // to $HISTORY_CHILD_LOG. `>>` opens the file
 // with O_APPEND and each record is one short write, so records of
 // concurrent children never interleave. The time is read by date(1) just
-// before the write; a record is the child's first or last act.
-const ChildScript = `rec() { echo "$1 $LEADERD_ID $LEADERD_TOKEN $$ $(date +%s%N)" >> "$HISTORY_CHILD_LOG"; }
+// before the write; a record is the child's first or last act. A signal
+// that arrives while date runs cuts its output short (the shell stops
+// reading it): rec then reads the time again.
+const ChildScript = `rec() {
+	t=$(date +%s%N)
+	for _ in 1 2; do [ -n "$t" ] || t=$(date +%s%N); done
+	echo "$1 $LEADERD_ID $LEADERD_TOKEN $$ $t" >> "$HISTORY_CHILD_LOG"
+}
 trap 'if [ -n "$HISTORY_CHILD_STOP_DELAY" ]; then sleep "$HISTORY_CHILD_STOP_DELAY"; fi; rec stop; exit 0' TERM INT
 rec start
 if [ -n "$HISTORY_CHILD_LIFETIME" ]; then
