@@ -45,10 +45,14 @@ type faultRig struct {
 	childLog string
 	children *history.ChildLog
 	seq      int // processes started, for unique log names
+	// settings are the flags every leaderd starts with: the short fault
+	// leases by default; nil runs leaderd with its own defaults.
+	settings []string
 }
 
 func newFaultRig(t *testing.T, service string) *faultRig {
-	r := &faultRig{t: t, h: history.New(), service: service, childLog: filepath.Join(t.TempDir(), "children.log")}
+	r := &faultRig{t: t, h: history.New(), service: service, childLog: filepath.Join(t.TempDir(), "children.log"),
+		settings: []string{"-ttl", faultTTL.String(), "-kill-timeout", faultKillTimeout.String()}}
 	r.children = r.h.FollowChildLog(r.childLog, faultPoll)
 	// Registered first, so it runs last: after every process is killed.
 	t.Cleanup(r.children.Stop)
@@ -65,15 +69,15 @@ type faultProc struct {
 }
 
 // start runs `leaderd run` for candidate name against consul (host:port),
-// with ChildScript as its child. flags replace the defaults (-ttl 3s
-// -kill-timeout 500ms) where they repeat them: the flag package keeps the
-// last. env is added to the environment.
+// with ChildScript as its child. flags replace r.settings (-ttl 3s
+// -kill-timeout 500ms unless changed) where they repeat them: the flag
+// package keeps the last. env is added to the environment.
 func (r *faultRig) start(name, consul string, flags []string, env ...string) *faultProc {
 	t := r.t
 	t.Helper()
 	r.seq++
-	args := []string{"run", "-service", r.service, "-id", name, "-ttl", faultTTL.String(),
-		"-kill-timeout", faultKillTimeout.String(), "-listen", "", "-log-format", "json"}
+	args := append([]string{"run", "-service", r.service, "-id", name}, r.settings...)
+	args = append(args, "-listen", "", "-log-format", "json")
 	args = append(append(args, flags...), "--", "sh", "-c", history.ChildScript)
 	cmd := exec.Command(leaderdBin, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
