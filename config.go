@@ -11,12 +11,17 @@ import (
 	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
+	"github.com/leaderd/leaderd/elect"
 	"github.com/leaderd/leaderd/nomad"
 )
 
-// Defaults of `leaderd run`. The README's CLI reference repeats them.
+// Defaults of `leaderd run`, chosen by measurement (README, Benchmarks).
+// The README's CLI reference repeats them. The timing rules between them
+// live in package elect; parseRunConfig maps its field errors to flags.
 const (
 	defaultTTL         = 10 * time.Second
+	defaultLockDelay   = 10 * time.Second // the leader's lease
+	defaultCheckTTL    = 3 * time.Second  // fast crash detection
 	defaultKillTimeout = 2 * time.Second
 	defaultListen      = "127.0.0.1:8787"
 	// killMargin is added to -kill-timeout to get elect.Config.Margin: the
@@ -24,11 +29,18 @@ const (
 	// could let anyone else acquire. The extra 500ms covers reaping the
 	// child and the step-down bookkeeping after the SIGKILL.
 	killMargin = 500 * time.Millisecond
-
-	minTTL       = time.Second
-	maxTTL       = 24 * time.Hour
-	maxLockDelay = 60 * time.Second
 )
+
+// flagOfField names, for each elect.Config field, the flag that sets it.
+var flagOfField = map[string]string{
+	elect.FieldKey:           "key",
+	elect.FieldCandidateID:   "id",
+	elect.FieldTTL:           "ttl",
+	elect.FieldLockDelay:     "lock-delay",
+	elect.FieldRenewInterval: "renew-interval",
+	elect.FieldCheckTTL:      "check-ttl",
+	elect.FieldMargin:        "kill-timeout",
+}
 
 // Publisher names accepted by -publish.
 const (
@@ -63,12 +75,23 @@ type runConfig struct {
 // margin is elect.Config.Margin for this configuration.
 func (c runConfig) margin() time.Duration { return c.KillTimeout + killMargin }
 
-// renewInterval is the effective renew interval.
-func (c runConfig) renewInterval() time.Duration {
-	if c.RenewInterval > 0 {
-		return c.RenewInterval
+// electConfig is the election this configuration runs, without hooks.
+func (c runConfig) electConfig(startedAt time.Time) elect.Config {
+	return elect.Config{
+		Key: c.Key,
+		Candidate: elect.Candidate{
+			ID: c.ID, Name: c.Service, Address: c.Address, AllocID: c.AllocID, StartedAt: startedAt,
+		},
+		TTL:           c.TTL,
+		LockDelay:     c.LockDelay,
+		RenewInterval: c.RenewInterval,
+		CheckTTL:      c.CheckTTL,
+		CheckID:       "leaderd:" + c.ID,
+		Margin:        c.margin(),
+		// Nomad's default kill_timeout is 5s: the child's share comes
+		// first, the rest is enough for release and destroy.
+		ReleaseTimeout: 2 * time.Second,
 	}
-	return c.TTL / 3
 }
 
 const runSynopsis = `
@@ -104,6 +127,8 @@ const runExamples = `
 func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	fs := newFlagSet("run")
 	cfg.TTL = defaultTTL
+	cfg.LockDelay = defaultLockDelay
+	cfg.CheckTTL = defaultCheckTTL
 	cfg.KillTimeout = defaultKillTimeout
 	cfg.Listen = defaultListen
 	cfg.LogFormat = "text"
@@ -114,10 +139,10 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	fs.StringVar(&cfg.Key, "key", "", "Consul KV key to hold while leading, no leading '/' (default services/<service>/leader)")
 	fs.StringVar(&cfg.ID, "id", "", "candidate id (default NOMAD_ALLOC_ID, else <hostname>-<pid>)")
 	fs.StringVar(&cfg.Address, "address", "", "address others can reach this instance at, host:port, published with the leader record")
-	dur(&cfg.TTL, "ttl", "session TTL, 1s..24h; Consul refuses below its session_ttl_min (10s unless lowered)")
-	dur(&cfg.LockDelay, "lock-delay", "Consul lock-delay after an invalidated session, 0s..60s")
-	dur(&cfg.RenewInterval, "renew-interval", "how often the session is renewed (default ttl/3)")
-	dur(&cfg.CheckTTL, "check-ttl", "fast crash detection: bind the session to a TTL check passed every check-ttl/3 (0: off)")
+	dur(&cfg.TTL, "ttl", "session TTL, 1s..24h: a crashed leader's session ends ttl..2×ttl after its last renew; Consul refuses below its session_ttl_min (10s unless lowered)")
+	dur(&cfg.LockDelay, "lock-delay", "the leader's lease, above 0s and at most 60s: after any invalidation of a session Consul keeps the key from others this long; a leader acts until its last proof + lock-delay - (kill-timeout + 500ms)")
+	dur(&cfg.RenewInterval, "renew-interval", "how often a leader renews its session (default min(ttl/3, (lock-delay - kill-timeout - 500ms)/3)); followers renew every max(this, ttl/2)")
+	dur(&cfg.CheckTTL, "check-ttl", "fast crash detection: bind the session to a TTL check passed every check-ttl/3, so a dead leaderd is replaced after check-ttl + lock-delay (0: off, then after up to 2×ttl + lock-delay)")
 	dur(&cfg.KillTimeout, "kill-timeout", "time the child gets between SIGTERM and SIGKILL; the leader steps down kill-timeout+500ms before its lease could end")
 	fs.BoolVar(&cfg.Restart, "restart", false, "when the child exits by itself, give up leadership and keep campaigning (the child starts again on the next term) instead of exiting with its code")
 	fs.Var(passEnvValue{&cfg.PassEnv}, "pass-env", passEnvUsage)
@@ -178,27 +203,15 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	if strings.HasPrefix(cfg.Key, "/") {
 		bad("invalid %s %q: a Consul key must not start with '/'", fs.name("key"), cfg.Key)
 	}
-	if cfg.TTL < minTTL || cfg.TTL > maxTTL {
-		bad("invalid %s %v: must be between %v and %v", fs.name("ttl"), cfg.TTL, minTTL, maxTTL)
-	}
-	if cfg.LockDelay < 0 || cfg.LockDelay > maxLockDelay {
-		bad("invalid %s %v: must be between 0s and %v (Consul's cap)", fs.name("lock-delay"), cfg.LockDelay, maxLockDelay)
-	}
-	if cfg.RenewInterval < 0 || (cfg.TTL > 0 && cfg.RenewInterval >= cfg.TTL) {
-		bad("invalid %s %v: must be positive and shorter than the TTL %v", fs.name("renew-interval"), cfg.RenewInterval, cfg.TTL)
-	}
-	if cfg.CheckTTL < 0 {
-		bad("invalid %s %v: must not be negative (0 turns it off)", fs.name("check-ttl"), cfg.CheckTTL)
-	} else if cfg.CheckTTL > 0 && cfg.CheckTTL < 100*time.Millisecond {
-		bad("invalid %s %v: below 100ms the agent can't keep the check passing (0 turns it off)", fs.name("check-ttl"), cfg.CheckTTL)
+	if cfg.LockDelay <= 0 {
+		bad("invalid %s %v: must be above 0s: the lock-delay is the leader's lease, all that protects it when Consul ends its session without telling it (README: Guarantees)",
+			fs.name("lock-delay"), cfg.LockDelay)
 	}
 	if cfg.KillTimeout < 0 {
 		bad("invalid %s %v: must not be negative", fs.name("kill-timeout"), cfg.KillTimeout)
 	}
 	if len(errs) == 0 {
-		if err := checkWindow(cfg, fs); err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, timingErrors(cfg, fs)...)
 	}
 	if cfg.Listen != "" {
 		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
@@ -229,25 +242,55 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	return cfg, fs, errors.Join(errs...)
 }
 
-// checkWindow refuses a -kill-timeout that the lease window can't hold:
-// the leader must stop acting kill-timeout+500ms before Consul could let
-// anyone else in, and still renew at least twice in the window. It mirrors
-// elect's rule so the message names leaderd's flags, not elect's fields.
-func checkWindow(cfg runConfig, fs *flagSet) error {
-	renew := cfg.renewInterval()
-	window, what := cfg.TTL+cfg.LockDelay, fmt.Sprintf("ttl %v + lock-delay %v", cfg.TTL, cfg.LockDelay)
-	if left := window - cfg.margin(); left < 2*renew {
-		return usagef("invalid %s %v: %s - (kill-timeout + %v) leaves %v, less than two renew intervals (2×%v); lower -kill-timeout or -renew-interval, or raise -ttl",
-			fs.name("kill-timeout"), cfg.KillTimeout, what, killMargin, left, renew)
+// timingErrors are elect's verdicts on the timing flags, each naming the
+// flags (or environment variables) the user wrote instead of elect's
+// field names. The rules themselves live in elect only.
+func timingErrors(cfg runConfig, fs *flagSet) []error {
+	err := cfg.electConfig(time.Time{}).Validate()
+	if err == nil {
+		return nil
 	}
-	if cfg.CheckTTL > 0 {
-		check := cfg.CheckTTL / 3
-		if left := cfg.CheckTTL + cfg.LockDelay - cfg.margin(); left < 2*check {
-			return usagef("invalid %s %v: check-ttl %v + lock-delay %v - (kill-timeout + %v) leaves %v, less than two check updates (2×%v); lower -kill-timeout or raise -check-ttl",
-				fs.name("kill-timeout"), cfg.KillTimeout, cfg.CheckTTL, cfg.LockDelay, killMargin, left, check)
+	var fes []*elect.FieldError
+	var walk func(error)
+	walk = func(err error) {
+		if fe, ok := err.(*elect.FieldError); ok {
+			fes = append(fes, fe)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
 		}
 	}
-	return nil
+	walk(err)
+	var errs []error
+	for _, fe := range fes {
+		var names []string
+		margin := false
+		for _, f := range fe.Fields {
+			if flag, ok := flagOfField[f]; ok {
+				names = append(names, fs.name(flag))
+			}
+			margin = margin || f == elect.FieldMargin
+		}
+		msg := fe.Msg
+		if margin {
+			msg += fmt.Sprintf(" (margin = kill-timeout + %v)", killMargin)
+		}
+		if len(names) == 0 {
+			errs = append(errs, usagef("%s", msg))
+			continue
+		}
+		errs = append(errs, usagef("invalid %s: %s", strings.Join(names, ", "), msg))
+	}
+	if len(errs) == 0 { // not a field error: still bad input
+		errs = append(errs, usagef("%s", oneLine(err)))
+	}
+	return errs
 }
 
 // nomadService is the default service name inside a Nomad task, the same

@@ -52,38 +52,32 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	hooks := newTestHooks(getenv, log)
 	startedAt := time.Now()
-	e, err := elect.New(meteredConsul{client, m}, elect.Config{
-		Key: cfg.Key,
-		Candidate: elect.Candidate{
-			ID: cfg.ID, Name: cfg.Service, Address: cfg.Address, AllocID: cfg.AllocID, StartedAt: startedAt,
-		},
-		TTL:           cfg.TTL,
-		LockDelay:     cfg.LockDelay,
-		RenewInterval: cfg.RenewInterval,
-		CheckTTL:      cfg.CheckTTL,
-		CheckID:       "leaderd:" + cfg.ID,
-		Margin:        cfg.margin(),
-		// Nomad's default kill_timeout is 5s: the child's share comes
-		// first, the rest is enough for release and destroy.
-		ReleaseTimeout: 2 * time.Second,
-		OnElected: func(t elect.Term) {
-			if sup != nil {
-				sup.Start(t)
-			}
-		},
-		OnStepDown: func(elect.Term, elect.Reason) {
-			if sup != nil {
-				sup.Stop()
-			}
-		},
-		OnLease: func(t elect.Term, end time.Time) {
-			hooks.onLease()
-			if sup != nil {
-				sup.Extend(t.Token, end)
-			}
-		},
-		Logger: log,
-	})
+	// The publishers are built once the status server listens; the
+	// step-down hook reads them then.
+	var pubs []nomad.Publisher
+	var e *elect.Election
+	ecfg := cfg.electConfig(startedAt)
+	ecfg.Logger = log
+	ecfg.OnElected = func(t elect.Term) {
+		if sup != nil {
+			sup.Start(t)
+		}
+	}
+	ecfg.OnStepDown = func(elect.Term, elect.Reason) {
+		// Stop claiming before the child stops: publishers flip to
+		// follower now, not after the key is released.
+		publishFollower(pubs, cfg, e)
+		if sup != nil {
+			sup.Stop()
+		}
+	}
+	ecfg.OnLease = func(t elect.Term, end time.Time) {
+		hooks.onLease()
+		if sup != nil {
+			sup.Extend(t.Token, end)
+		}
+	}
+	e, err = elect.New(meteredConsul{client, m}, ecfg)
 	if err != nil {
 		return exitFor(stderr, "run", usagef("%s", oneLine(err)))
 	}
@@ -98,7 +92,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		go srv.Serve()
 		defer srv.Shutdown()
 	}
-	pubs, err := newPublishers(cfg, client, srv, getenv, log)
+	pubs, err = newPublishers(cfg, client, srv, getenv, log)
 	if err != nil {
 		return exitFor(stderr, "run", err)
 	}
@@ -279,6 +273,16 @@ func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg r
 		for _, p := range pubs {
 			p.Publish(s)
 		}
+	}
+}
+
+// publishFollower tells every publisher this instance no longer leads.
+// It runs in elect's OnStepDown, before the child is stopped and the key
+// released; Publish only stores the latest state, so it never blocks.
+func publishFollower(pubs []nomad.Publisher, cfg runConfig, e *elect.Election) {
+	s := nomad.Status{ID: cfg.ID, Address: cfg.Address, Since: time.Now(), Role: nomad.RoleFollower, Session: e.State().Session}
+	for _, p := range pubs {
+		p.Publish(s)
 	}
 }
 

@@ -33,6 +33,10 @@ const (
 	// MinCheckTTL is the shortest fast-crash-detection check TTL: below it
 	// the agent can't keep the check passing reliably.
 	MinCheckTTL = 100 * time.Millisecond
+	// MinRenewInterval is the shortest renew interval: every renew is a
+	// round trip to the Consul servers, and a lease that needs them more
+	// often than this is a load on Consul, not a lease.
+	MinRenewInterval = 100 * time.Millisecond
 )
 
 // KeyFor fills the default key template with a service name.
@@ -182,15 +186,21 @@ func (c Config) sessionConfig() SessionConfig {
 func (s SessionConfig) validate() error {
 	var errs []error
 	bad := func(fields []string, format string, a ...any) { errs = append(errs, fieldErr(fields, format, a...)) }
-	if s.TTL < MinTTL || s.TTL > MaxTTL {
+	ttlOK := s.TTL >= MinTTL && s.TTL <= MaxTTL
+	if !ttlOK {
 		bad([]string{FieldTTL}, "ttl %v must be between %v and %v", s.TTL, MinTTL, MaxTTL)
 	}
 	if s.LockDelay <= 0 || s.LockDelay > MaxLockDelay {
 		bad([]string{FieldLockDelay}, "lock delay %v must be above 0s and at most %v: it is the leader's lease (Consul caps it at %v)",
 			s.LockDelay, MaxLockDelay, MaxLockDelay)
 	}
-	if s.RenewInterval <= 0 || s.RenewInterval >= s.TTL {
+	switch {
+	case !ttlOK: // the renew interval's own bounds depend on the ttl
+	case s.RenewInterval <= 0 || s.RenewInterval >= s.TTL:
 		bad([]string{FieldRenewInterval, FieldTTL}, "renew interval %v must be positive and shorter than the ttl %v", s.RenewInterval, s.TTL)
+	case s.RenewInterval < MinRenewInterval:
+		bad([]string{FieldRenewInterval, FieldLockDelay}, "renew interval %v is below %v (by default it is a third of lock delay − margin): raise the lock delay or lower the margin",
+			s.RenewInterval, MinRenewInterval)
 	}
 	if s.Behavior != "release" && s.Behavior != "delete" {
 		bad([]string{FieldBehavior}, "behavior %q must be \"release\" or \"delete\"", s.Behavior)

@@ -170,12 +170,13 @@ func TestOneLeaderAmongThree(t *testing.T) {
 func TestRenewCadence(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
-		a := start(t, f, "a", Config{TTL: 15 * time.Second})
+		a := start(t, f, "a", Config{TTL: 15 * time.Second, LockDelay: 20 * time.Second})
 		synctest.Wait()
 		gets := f.count("get")
 		time.Sleep(time.Minute - time.Millisecond)
 		synctest.Wait()
-		// TTL/3 = 5s: 11 renews in the first 59.999s.
+		// min(TTL/3, (lock-delay − margin)/3) = 5s: 11 renews in the
+		// first 59.999s.
 		if got := f.count("renew"); got != 11 {
 			t.Errorf("renews in a minute = %d, want 11 (every TTL/3)", got)
 		}

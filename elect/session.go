@@ -236,10 +236,10 @@ func (s *Session) retire(ctx context.Context, id string) {
 // a session, publishing it with its proofs.
 func (s *Session) create(ctx context.Context) (string, error) {
 	req := consulhttp.SessionRequest{
-		Name:       s.cfg.Name,
-		TTL:        s.cfg.TTL,
-		LockDelay:  s.cfg.LockDelay,
-		Behavior:   s.cfg.Behavior,
+		Name:      s.cfg.Name,
+		TTL:       s.cfg.TTL,
+		LockDelay: s.cfg.LockDelay,
+		Behavior:  s.cfg.Behavior,
 		// serfHealth: a node that fails ends the session (then lock-delay
 		// runs), as consul lock's sessions do. The lease never counted
 		// on the TTL, so this shortens nothing a leader relies on.

@@ -118,7 +118,7 @@ type Config struct {
 	// least two renew intervals. A session that holds no key is renewed
 	// lazily, every max(RenewInterval, TTL/2).
 	RenewInterval time.Duration
-	Behavior      string        // "release" (default) or "delete"
+	Behavior      string // "release" (default) or "delete"
 	// CheckTTL > 0 enables fast crash detection: the session is bound to a
 	// TTL check registered in the local agent and passed every CheckTTL/3.
 	CheckTTL time.Duration
