@@ -109,11 +109,14 @@ func (l *loop) run() error {
 			}
 			return err
 		case <-l.sessWake:
+			l.checkLease()
 			l.onSession()
 		case r := <-l.watchCh:
 			l.watchCh, l.watchCancel = nil, nil
+			l.checkLease()
 			l.onWatch(r)
 		case req := <-l.e.resign:
+			l.checkLease()
 			if !l.leading || req.token != 0 && req.token != l.term.Token {
 				req.reply <- ErrNotLeader
 				continue
@@ -123,6 +126,15 @@ func (l *loop) run() error {
 			req.reply <- nil
 		case <-wake.C:
 		}
+	}
+}
+
+// checkLease steps down if the lease has passed: whatever woke the loop
+// (a process paused past its lease wakes to a backlog), the clock comes
+// first, so a late proof can't revive an expired term.
+func (l *loop) checkLease() {
+	if l.leading && !time.Now().Before(l.leaseEnd) {
+		l.stepDown(ReasonLeaseExpired)
 	}
 }
 
