@@ -99,11 +99,18 @@ Usage: leaderd run [flags] [-- command [args...]]
 
 Campaign for leadership of a key in Consul and keep campaigning until
 stopped. With a command, run it only while leading, in its own process
-group, with LEADERD_LEADER=true, LEADERD_TOKEN (fencing token),
-LEADERD_KEY, LEADERD_SESSION, LEADERD_ID and CONSUL_LOCK_HELD=true in its
-environment. When leadership ends the group gets SIGTERM, then SIGKILL
-after -kill-timeout; leadership is given up only once the child is gone.
-If leaderd dies, even by SIGKILL, the kernel kills the child.
+group under a keeper process, with LEADERD_LEADER=true, LEADERD_TOKEN
+(fencing token), LEADERD_KEY, LEADERD_SESSION, LEADERD_ID and
+CONSUL_LOCK_HELD=true in its environment (Consul and Nomad tokens are
+withheld unless named in -pass-env). When leadership ends the group gets
+SIGTERM, then SIGKILL after -kill-timeout; leadership is given up only once
+the child's whole process tree is gone. The keeper kills that tree when the
+lease ends unrenewed (leaderd stopped or stalled) and at once if leaderd dies.
+
+The lease is the lock-delay: a leader acts until its last proof of a valid
+session + lock-delay - (kill-timeout + 500ms), because Consul may end its
+session at any moment (destroy, agent restart, force-leave) and then keeps
+others out for the lock-delay only.
 
 Consul connection: the consul CLI's variables (CONSUL_HTTP_ADDR,
 CONSUL_HTTP_TOKEN, CONSUL_HTTP_TOKEN_FILE, CONSUL_CACERT, ...) or the flags
@@ -120,8 +127,8 @@ const runExamples = `
   # run a cron-like worker on exactly one of N machines
   CONSUL_HTTP_ADDR=10.0.0.5:8500 leaderd run -service reports -- ./reports-worker --loop
 
-  # fast crash detection (failover in about -check-ttl instead of 2×TTL)
-  leaderd run -service billing -check-ttl 3s -kill-timeout 500ms -listen 127.0.0.1:9000 -- ./billing`
+  # fast failover (about 3s after a crash, 2s after a session invalidation)
+  leaderd run -service billing -check-ttl 1s -lock-delay 2s -kill-timeout 500ms -listen 127.0.0.1:9000 -- ./billing`
 
 // newRunFlags declares the flags of `leaderd run` over cfg.
 func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
