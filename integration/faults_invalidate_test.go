@@ -227,29 +227,22 @@ func invalidateRun(t *testing.T, env invalidateEnv, f invalidation, s invalidate
 	// machine adds seconds.
 	bound := 2*lockDelay + 10*time.Second
 
-	mark := r.mark()
+	mark, before := r.mark(), time.Now()
 	at := f.inject(t, env)
 	// Whoever acquires first once the lock-delay is over leads: b, or a
 	// with a new session when its agent is still serving it.
 	next := r.leading(bound, mark, nil)
-	// a may also have heard of the invalidation and stepped down: when?
-	downs := r.events(history.SteppedDown, "a", at, time.Time{})
-	var aChildDead history.Event
-	for _, e := range r.h.Events() {
-		if (e.Kind == history.ChildReaped || e.Kind == history.ChildGone) && e.Candidate == "a" && !e.At.Before(at) {
-			aChildDead = e
-			break
-		}
+	// When did a step down and its child die, from the fault's moment (a
+	// negative time: before it, as when a was cut off first)?
+	down, dead := "did not step down", "was not seen dead"
+	if evs := r.events(history.SteppedDown, "a", before, time.Time{}); len(evs) > 0 {
+		down = fmt.Sprintf("stepped down (%s) at %s", evs[0].Note, faultMS(evs[0].At.Sub(at)))
 	}
-	down := "did not step down"
-	if len(downs) > 0 {
-		down = fmt.Sprintf("stepped down (%s) %s after", downs[0].Note, faultMS(downs[0].At.Sub(at)))
+	for _, e := range r.events(history.ChildReaped, "a", before, time.Time{}) {
+		dead = "was dead at " + faultMS(e.At.Sub(at))
+		break
 	}
-	dead := "not seen dead"
-	if !aChildDead.At.IsZero() {
-		dead = "dead " + faultMS(aChildDead.At.Sub(at)) + " after"
-	}
-	t.Logf("%s, %s (lock-delay %v): takeover %s (fault → the new leader's child started); %s elected %s after the fault; a %s it, a's child %s it",
+	t.Logf("%s, %s (lock-delay %v), times from the fault: takeover %s (the new leader's child started); %s elected at %s; a %s, its child %s",
 		f.name, s.name, lockDelay, faultMS(next.child.At.Sub(at)), next.elected.Candidate, faultMS(next.elected.At.Sub(at)), down, dead)
 	if !f.pruned {
 		// The old leader is a candidate again: it has a new session.
