@@ -418,19 +418,13 @@ func TestPausedLeaderStepsDownOnWake(t *testing.T) {
 func TestElectedHookThatOverrunsTheLease(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
-		var e *Election
 		var evs []string
 		var mu sync.Mutex
 		cfg := Config{Key: "k", Candidate: Candidate{ID: "a"}}
 		cfg.OnElected = func(Term) { time.Sleep(20 * time.Second) } // the process was frozen here
 		cfg.OnStepDown = func(_ Term, r Reason) { mu.Lock(); evs = append(evs, string(r)); mu.Unlock() }
-		e, err := New(f, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
 		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
+		_, done := runElection(t, ctx, f, cfg)
 		time.Sleep(21 * time.Second)
 		synctest.Wait()
 		mu.Lock()

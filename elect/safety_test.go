@@ -46,14 +46,21 @@ func runWitnessed(t *testing.T, f *fakeConsul, cfg Config) (*Election, *stepDown
 	t.Helper()
 	w := &stepDownWitness{f: f}
 	cfg.Key, cfg.Candidate.ID, cfg.OnStepDown = "services/web/leader", "a", w.onStepDown
-	e, err := New(f, cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	e, done := runElection(t, ctx, f, cfg)
+	return e, w, cancel, done
+}
+
+// runElection starts Run of a new Election; done gets Run's result.
+func runElection(t *testing.T, ctx context.Context, c Consul, cfg Config) (*Election, chan error) {
+	t.Helper()
+	e, err := New(c, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
-	return e, w, cancel, done
+	return e, done
 }
 
 // Found item 1: the session was destroyed (freeing the key) before the
@@ -167,12 +174,7 @@ func TestNoBusyLoopWhileUnableToAcquire(t *testing.T) {
 			}
 			return nil
 		}
-		e, err := New(f, Config{Key: "services/web/leader", Candidate: Candidate{ID: "a"}, LockDelay: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
+		_, done := runElection(t, ctx, f, Config{Key: "services/web/leader", Candidate: Candidate{ID: "a"}, LockDelay: 2 * time.Second})
 		time.Sleep(time.Minute)
 		cancel()
 		<-done
@@ -217,13 +219,8 @@ func TestOnLeaseFollowsRenews(t *testing.T) {
 		cfg := Config{Key: "services/web/leader", Candidate: Candidate{ID: "a"}, LockDelay: 4 * time.Second, RenewInterval: time.Second}
 		cfg.OnElected = func(tm Term) { t0 = tm.Since; ends = append(ends, tm.LeaseEnd.Sub(tm.Since)) }
 		cfg.OnLease = func(_ Term, end time.Time) { mu.Lock(); ends = append(ends, end.Sub(t0)); mu.Unlock() }
-		e, err := New(f, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
 		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- e.Run(ctx) }()
+		_, done := runElection(t, ctx, f, cfg)
 		time.Sleep(3500 * time.Millisecond)
 		cancel()
 		<-done
