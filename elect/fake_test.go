@@ -314,10 +314,12 @@ func (f *fakeConsul) RegisterCheck(ctx context.Context, chk consulhttp.AgentChec
 		f.t.Errorf("register check with TTL %q: %v", chk.TTL, err)
 		return &consulhttp.StatusError{Code: 400, Body: "bad ttl"}
 	}
+	status := chk.Status
 	if old, ok := f.checks[chk.CheckID]; ok {
 		old.timer.Stop()
+		status = old.status // as Consul does: a re-registered check keeps its status
 	}
-	c := &fakeCheck{ttl: ttl, status: chk.Status}
+	c := &fakeCheck{ttl: ttl, status: status}
 	id := chk.CheckID
 	c.timer = time.AfterFunc(ttl, func() { f.critical(id) })
 	f.checks[id] = c

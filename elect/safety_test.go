@@ -232,3 +232,21 @@ func TestOnLeaseFollowsRenews(t *testing.T) {
 		}
 	})
 }
+
+// A check left critical (its agent restarted and reloaded it, or an earlier
+// leaderd with the same id died) keeps its status when registered again:
+// the candidate must pass it before creating a session, or it never gets
+// one. Found by TestFaultInvalidate's client agent restart.
+func TestCriticalCheckLeftBehindIsPassedAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		cfg := Config{CheckTTL: time.Second, LockDelay: 3 * time.Second, CheckID: "leaderd:a"}
+		if err := f.RegisterCheck(t.Context(), consulhttp.AgentCheck{CheckID: "leaderd:a", TTL: "1s", Status: consulhttp.StatusCritical}); err != nil {
+			t.Fatal(err)
+		}
+		f.critical("leaderd:a")
+		a := start(t, f, "a", cfg)
+		waitFor(t, 10*time.Second, "a elected", func() bool { return a.e.State().Leading })
+		a.stop(t)
+	})
+}

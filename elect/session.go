@@ -256,6 +256,13 @@ func (s *Session) create(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("register check %s: %w", s.cfg.CheckID, err)
 		}
+		// Registering an existing check keeps its status (Consul avoids
+		// flapping: agent/agent.go, AddCheck), and an agent reloads our
+		// check after its own restart, critical once its TTL passed. Pass
+		// it explicitly, or no session could ever be bound to it again.
+		if err := s.c.UpdateTTL(ctx, s.cfg.CheckID, consulhttp.StatusPassing, "leaderd starting a session"); err != nil {
+			return "", fmt.Errorf("pass check %s: %w", s.cfg.CheckID, err)
+		}
 		req.NodeChecks = append(req.NodeChecks, s.cfg.CheckID)
 	}
 	sent := time.Now()
