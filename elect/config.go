@@ -170,8 +170,12 @@ func (c Config) validate() error {
 }
 
 func (c Config) sessionConfig() SessionConfig {
+	name := c.SessionName
+	if name == "" {
+		name = "leaderd: " + c.Key
+	}
 	return SessionConfig{
-		Name:          "leaderd: " + c.Key,
+		Name:          name,
 		TTL:           c.TTL,
 		LockDelay:     c.LockDelay,
 		RenewInterval: c.RenewInterval,

@@ -133,6 +133,9 @@ type Config struct {
 	// CheckID names the fast-crash-detection check (default derived from
 	// the candidate id).
 	CheckID string
+	// SessionName is the name of the session Consul shows (in its UI and
+	// /v1/session/info); default "leaderd: <Key>". Unused with Session.
+	SessionName string
 	// Session, when set, is a shared session (see NewSession) that backs
 	// this election; TTL, LockDelay, RenewInterval, Behavior and CheckTTL
 	// must then be zero here and are taken from the session.

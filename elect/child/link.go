@@ -42,6 +42,11 @@ func (s *Supervisor) startKeeper() (*link, error) {
 		// Its own group: a signal to leaderd's group must not reach it.
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
+	if s.cfg.Stdin != nil {
+		// An *os.File is handed over as fd 0 itself, with no copying
+		// goroutine, and the keeper's command inherits it.
+		cmd.Stdin = s.cfg.Stdin
+	}
 	err = cmd.Start()
 	cmdR.Close()
 	evW.Close()

@@ -28,6 +28,9 @@ type Config struct {
 	// Stdout and Stderr are the keeper's and the command's; default
 	// os.Stdout and os.Stderr.
 	Stdout, Stderr *os.File
+	// Stdin is the keeper's and so the command's stdin (leaderd run
+	// -pass-stdin); nil: /dev/null. The keeper never reads it.
+	Stdin *os.File
 	// LogFormat ("text" or "json") and LogLevel ("debug" … "error") are
 	// the keeper's; it logs to Stderr.
 	LogFormat, LogLevel string
