@@ -1,6 +1,8 @@
 package nomad
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -24,6 +26,15 @@ func TestClientConfigFromEnv(t *testing.T) {
 			},
 			want: api.Config{Address: "unix:///alloc/leaderd/secrets/api.sock", SecretID: "s3cr3t",
 				Namespace: "prod", Region: "eu", TLSConfig: &api.TLSConfig{}}},
+		{name: "task api socket in the secrets dir when only a workload token is set (Nomad 1.5.0-1.10.2)",
+			env:  map[string]string{"NOMAD_SECRETS_DIR": "/secrets", "NOMAD_TOKEN": "jwt"},
+			want: api.Config{Address: "unix:///secrets/api.sock", SecretID: "jwt", TLSConfig: &api.TLSConfig{}}},
+		{name: "NOMAD_ADDR wins over the secrets dir socket",
+			env:  map[string]string{"NOMAD_ADDR": "http://10.0.0.1:4646", "NOMAD_SECRETS_DIR": "/secrets", "NOMAD_TOKEN": "jwt"},
+			want: api.Config{Address: "http://10.0.0.1:4646", SecretID: "jwt", TLSConfig: &api.TLSConfig{}}},
+		{name: "no secrets dir socket without a token (the Task API refuses tokenless requests)",
+			env:  map[string]string{"NOMAD_SECRETS_DIR": "/secrets"},
+			want: api.Config{Address: "http://127.0.0.1:4646", TLSConfig: &api.TLSConfig{}}},
 		{name: "bare socket path",
 			env:  map[string]string{"NOMAD_UNIX_ADDR": "/secrets/api.sock"},
 			want: api.Config{Address: "unix:///secrets/api.sock", TLSConfig: &api.TLSConfig{}}},
@@ -53,6 +64,54 @@ func TestClientConfigFromEnv(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, *got, cmp.AllowUnexported(api.Config{})); diff != "" {
 				t.Errorf("config (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestNewClientFromEnvMissingSocket: a Task API socket that isn't there is
+// an error at start that names the path, where it came from, and the Nomad
+// versions, not a dial error on every publish.
+func TestNewClientFromEnvMissingSocket(t *testing.T) {
+	dir := t.TempDir()
+	notSocket := filepath.Join(dir, "file", "api.sock")
+	if err := os.MkdirAll(filepath.Dir(notSocket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notSocket, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "api.sock")
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"secrets dir without a socket (Nomad before 1.5.0)",
+			map[string]string{"NOMAD_SECRETS_DIR": dir, "NOMAD_TOKEN": "jwt"},
+			[]string{"Task API socket " + missing + " (NOMAD_SECRETS_DIR/api.sock", "no such file",
+				"since 1.5.0", "NOMAD_UNIX_ADDR since 1.10.3", "set NOMAD_ADDR"}},
+		{"secrets dir holding a plain file",
+			map[string]string{"NOMAD_SECRETS_DIR": filepath.Dir(notSocket), "NOMAD_TOKEN": "jwt"},
+			[]string{"Task API socket " + notSocket, "not a socket"}},
+		{"NOMAD_UNIX_ADDR names a missing socket (the client could not create it)",
+			map[string]string{"NOMAD_UNIX_ADDR": "unix://" + missing, "NOMAD_TOKEN": "jwt"},
+			[]string{"Task API socket " + missing + " from NOMAD_UNIX_ADDR: no such file", "error creating task api socket"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := NewClientFromEnv(envFunc(tt.env))
+			if err == nil {
+				c.Close()
+				t.Fatal("no error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+			if strings.Contains(err.Error(), "jwt") {
+				t.Errorf("token in error: %v", err)
 			}
 		})
 	}

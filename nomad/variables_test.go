@@ -141,6 +141,34 @@ func TestVariablesLeaderWrites(t *testing.T) {
 	}
 }
 
+// TestVariablesThroughSecretsDirSocket is a task on Nomad 1.5.0-1.10.2:
+// identity { env = true } gives NOMAD_TOKEN, the client creates
+// $NOMAD_SECRETS_DIR/api.sock, and nothing else names an address. The
+// record must go through that socket, not to http://127.0.0.1:4646.
+func TestVariablesThroughSecretsDirSocket(t *testing.T) {
+	s := fakeNomad(t)
+	p := newVarsPublisher(t, map[string]string{"NOMAD_SECRETS_DIR": s.SecretsDir, "NOMAD_TOKEN": workload}, nil)
+	if err := p.Reconcile(t.Context(), leaderStatus("alloc-1", leaderTok)); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := s.Get("default", varPath)
+	if !ok {
+		t.Fatal("no leader record written")
+	}
+	if diff := cmp.Diff(items("alloc-1", "10.0.0.5:8080", "42", leaderAt), v.Items); diff != "" {
+		t.Errorf("record (-want +got):\n%s", diff)
+	}
+	reqs := s.Requests()
+	if len(reqs) == 0 {
+		t.Fatal("no request reached the fake")
+	}
+	for _, r := range reqs {
+		if r.Network != "unix" || !r.HasToken {
+			t.Errorf("request %+v: want it over the unix socket with the workload token", r)
+		}
+	}
+}
+
 func TestVariablesCASConflictRereadsAndRetries(t *testing.T) {
 	s := fakeNomad(t)
 	s.Put("default", varPath, items("alloc-0", "10.0.0.4:8080", "40", ""))

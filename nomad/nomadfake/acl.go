@@ -77,7 +77,8 @@ func allowed(rules []Rule, ns, varPath, capability string) bool {
 	return slices.Contains(caps, capability)
 }
 
-// validVariablePath is Nomad's rule for variable paths (structs.validatePath).
+// validVariablePath is Nomad's rule for variable paths (validVariablePath in
+// nomad/structs/variables.go, unchanged from 1.5.0 to 1.11.0).
 var validVariablePath = regexp.MustCompile(`^[a-zA-Z0-9-_~/]{1,128}$`)
 
 // validatePath rejects what Nomad rejects (with its texts): bad characters

@@ -122,6 +122,7 @@ func TestErrorAnswers(t *testing.T) {
 		{"bad cas", writer, "PUT", "/v1/var/nomad/jobs/web/x?cas=abc", `{"Items":{"a":"b"}}`, 400, "can not parse cas"},
 		{"delete needs destroy", reader, "DELETE", "/v1/var/nomad/jobs/web/web", "", 403, "Permission denied"},
 		{"conflict redacted without read", "cas-only", "PUT", "/v1/var/nomad/jobs/web/web?cas=1", `{"Items":{"a":"b"}}`, 409, `"Items":null`},
+		{"path outside Nomad's rule (400 since 1.7.0)", writer, "PUT", "/v1/var/nomad/jobs/web/a.b", `{"Items":{"a":"b"}}`, 400, `invalid path "nomad/jobs/web/a.b"`},
 		{"missing path", writer, "GET", "/v1/var/", "", 400, "missing variable path"},
 		{"list is GET only", writer, "PUT", "/v1/vars", "", 405, "Invalid method"},
 	}
@@ -202,5 +203,24 @@ func TestNetworkRecorded(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"unix", "tcp"}, got); diff != "" {
 		t.Errorf("networks (-want +got):\n%s", diff)
+	}
+}
+
+// TestTaskAPIRequiresToken: like Nomad's Task API, the unix socket refuses a
+// request without a token with 401 even when ACLs are off; TCP serves it.
+func TestTaskAPIRequiresToken(t *testing.T) {
+	s := Start(t)
+	path := "nomad/jobs/web/web"
+	_, _, err := client(t, s.UnixAddr, "").Variables().Read(path, nil)
+	var ure api.UnexpectedResponseError
+	if !errors.As(err, &ure) || ure.StatusCode() != http.StatusUnauthorized || ure.Body() != "Unauthorized" {
+		t.Errorf("unix, no token: err = %v, want 401 Unauthorized", err)
+	}
+	_, _, err = client(t, s.HTTPAddr, "").Variables().Read(path, nil)
+	if !errors.Is(err, api.ErrVariablePathNotFound) {
+		t.Errorf("tcp, no token, ACLs off: err = %v, want not found", err)
+	}
+	if want := "unix://" + s.SecretsDir + "/api.sock"; s.UnixAddr != want {
+		t.Errorf("UnixAddr = %q, want %q", s.UnixAddr, want)
 	}
 }

@@ -14,12 +14,13 @@ import (
 )
 
 // Error texts Nomad answers with (structs.ErrPermissionDenied,
-// structs.ErrTokenNotFound, agent.ErrInvalidMethod and the variable
-// endpoint's own).
+// structs.ErrTokenNotFound, agent.ErrInvalidMethod, the Task API's
+// http.StatusText(401) and the variable endpoint's own).
 const (
 	msgPermissionDenied = "Permission denied"
 	msgTokenNotFound    = "ACL token not found"
 	msgInvalidMethod    = "Invalid method"
+	msgUnauthorized     = "Unauthorized" // the Task API without a token
 	msgNotFound         = "variable not found"
 	msgMissingItems     = "variable missing required Items object"
 	msgMissingPath      = "missing variable path"
@@ -53,16 +54,19 @@ func (s *Server) serve(h func(*http.Request, string, []Rule, bool) reply) http.H
 		if token == "" {
 			token, _ = strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		}
+		network, _ := r.Context().Value(networkKey{}).(string)
 		rules, known, aclOn := s.resolve(token)
 		var rep reply
-		if aclOn && !known {
+		switch {
+		case network == "unix" && token == "":
+			rep = reply{code: http.StatusUnauthorized, text: msgUnauthorized}
+		case aclOn && !known:
 			rep = reply{code: http.StatusForbidden, text: msgTokenNotFound}
-		} else {
+		default:
 			rep = h(r, nsOrDefault(r.URL.Query().Get("namespace")), rules, aclOn)
 		}
 		s.write(w, r, rep)
 		s.mu.Lock()
-		network, _ := r.Context().Value(networkKey{}).(string)
 		s.log = append(s.log, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery,
 			HasToken: token != "", Code: rep.code, Network: network})
 		s.mu.Unlock()
@@ -249,7 +253,9 @@ func (s *Server) upsert(r *http.Request, ns, path string, rules []Rule, aclOn bo
 		return reply{code: http.StatusForbidden, text: msgPermissionDenied}
 	}
 	if err := validatePath(path); err != nil {
-		return reply{code: http.StatusInternalServerError, text: err.Error()}
+		// 400 since Nomad 1.7.0 (Variables.Apply's
+		// canonicalizeAndValidate); 1.5 and 1.6 answered 500.
+		return reply{code: http.StatusBadRequest, text: err.Error()}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

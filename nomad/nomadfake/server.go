@@ -8,12 +8,15 @@
 // "variable not found" with index headers; 409 with the conflicting
 // variable as the body (items redacted when the caller can't read it); 403
 // "Permission denied" and "ACL token not found"; 400 for an empty Items
-// object; 204 on delete; gzip when the client accepts it, as Nomad's
+// object or a path outside Nomad's rule; 204 on delete; gzip when the client accepts it, as Nomad's
 // compress handler does. Bodies are nomad/api types.
 //
-// Start serves it on a unix socket (like the Task API's secrets/api.sock)
-// and on loopback TCP; New gives an unstarted server whose Transport serves
-// requests in-process, for testing/synctest bubbles.
+// Start serves it on a unix socket named api.sock in a directory of its own
+// (SecretsDir, standing for a task's NOMAD_SECRETS_DIR) and on loopback
+// TCP; New gives an unstarted server whose Transport serves requests
+// in-process, for testing/synctest bubbles. Like Nomad's Task API
+// (command/agent/http.go authMiddleware), the unix socket answers a request
+// without a token with 401 "Unauthorized", ACLs on or off.
 package nomadfake
 
 import (
@@ -49,9 +52,12 @@ type networkKey struct{}
 // Server is the fake. Its methods are safe for concurrent use.
 type Server struct {
 	// HTTPAddr is "http://127.0.0.1:<port>" and UnixAddr "unix://<path>"
-	// once started; both serve the same state.
-	HTTPAddr string
-	UnixAddr string
+	// once started; both serve the same state. SecretsDir is the directory
+	// holding the socket, <SecretsDir>/api.sock, as Nomad places the Task
+	// API socket in a task's secrets directory.
+	HTTPAddr   string
+	UnixAddr   string
+	SecretsDir string
 
 	mu       sync.Mutex
 	vars     map[key]*api.Variable
@@ -110,6 +116,7 @@ func Start(t testing.TB) *Server {
 	}
 	s.HTTPAddr = "http://" + tcp.Addr().String()
 	s.UnixAddr = "unix://" + sock
+	s.SecretsDir = dir
 
 	var wg sync.WaitGroup
 	for _, l := range []net.Listener{tcp, unix} {
