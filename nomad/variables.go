@@ -30,7 +30,10 @@ type VariablesConfig struct {
 	// Identity names the candidate (ID) and, inside Nomad, the job and
 	// group that the default Path and the 403 advice use.
 	Identity Identity
-	// Path of the record, default Identity.VariablePath().
+	// Path of the record, default Identity.VariablePath(). It must be a
+	// path Nomad accepts (ValidateVariablePath): a job or group whose name
+	// has a character outside [a-zA-Z0-9-_~], or a default path over 128
+	// characters, is an error at construction, not a 400 on every write.
 	Path string
 	// Namespace of the record, default Identity.Namespace (then the
 	// client's namespace, then "default").
@@ -68,6 +71,7 @@ var _ Publisher = (*VariablesPublisher)(nil)
 // NewVariablesPublisher validates cfg (every problem at once) and fills
 // defaults on a copy.
 func NewVariablesPublisher(cfg VariablesConfig) (*VariablesPublisher, error) {
+	fromIdentity := cfg.Path == "" && cfg.Identity.InNomad
 	if cfg.Path == "" {
 		cfg.Path = cfg.Identity.VariablePath()
 	}
@@ -87,8 +91,17 @@ func NewVariablesPublisher(cfg VariablesConfig) (*VariablesPublisher, error) {
 	if cfg.Client == nil {
 		errs = append(errs, errors.New("Client is required"))
 	}
-	if cfg.Path == "" {
+	switch {
+	case fromIdentity:
+		if err := identityPathError(cfg.Identity); err != nil {
+			errs = append(errs, err)
+		}
+	case cfg.Path == "":
 		errs = append(errs, errors.New("Path is required outside Nomad (inside, it defaults to nomad/jobs/<job>/<group>)"))
+	default:
+		if err := ValidateVariablePath(cfg.Path); err != nil {
+			errs = append(errs, fmt.Errorf("Path: %w", err))
+		}
 	}
 	if cfg.Identity.ID == "" {
 		errs = append(errs, errors.New("Identity.ID is required"))
