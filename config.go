@@ -70,6 +70,15 @@ type runConfig struct {
 	LogLevel      string
 	Consul        consulhttp.Config
 	Command       []string // after --; empty: lead without a child
+
+	// ListenNamed: the user gave -listen (or LEADERD_LISTEN). Only a
+	// default address falls back to a free port when it is taken.
+	ListenNamed bool
+	SessionName string        // -name; "": elect's "leaderd: <key>"
+	Timeout     time.Duration // -timeout: give up (exit 4) if not leading by then; 0: never
+	PassStdin   bool          // the child reads leaderd's stdin
+	Hook        string        // shell line run on every role change (hooks.go)
+	HookTimeout time.Duration // 0: defaultHookTimeout
 }
 
 // margin is elect.Config.Margin for this configuration.
@@ -87,6 +96,7 @@ func (c runConfig) electConfig(startedAt time.Time) elect.Config {
 		RenewInterval: c.RenewInterval,
 		CheckTTL:      c.CheckTTL,
 		CheckID:       "leaderd:" + c.ID,
+		SessionName:   c.SessionName,
 		Margin:        c.margin(),
 		// Nomad's default kill_timeout is 5s: the child's share comes
 		// first, the rest is enough for release and destroy.
@@ -118,7 +128,8 @@ below. There is no token flag: a token on the command line shows in ps.
 
 Exit codes: 0 stopped by SIGINT/SIGTERM (leadership released); the child's
 own code when it exits by itself (128+n if killed by signal n) unless
--restart; 1 runtime error (e.g. ACL denied); 2 bad flags or environment.`
+-restart; 1 runtime error (e.g. ACL denied); 2 bad flags or environment;
+4 not leading within -timeout (gave up, holding nothing).`
 
 const runExamples = `
   # lead, publish nothing, answer on http://127.0.0.1:8787/v1/leader
@@ -153,11 +164,13 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	dur(&cfg.KillTimeout, "kill-timeout", "time the child gets between SIGTERM and SIGKILL; the leader steps down kill-timeout+500ms before its lease could end")
 	fs.BoolVar(&cfg.Restart, "restart", false, "when the child exits by itself, give up leadership and keep campaigning (the child starts again on the next term) instead of exiting with its code")
 	fs.Var(passEnvValue{&cfg.PassEnv}, "pass-env", passEnvUsage)
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "status HTTP server address (GET /v1/leader, /v1/health, /v1/status, /metrics); empty: off")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "status HTTP server address (GET /v1/leader, /v1/health, /v1/status, /metrics); empty: off. "+
+		"Unless given: Nomad's allocated port \"status\" if the task has one, else 127.0.0.1:8787, or a free loopback port when that is taken (the log and /v1/status say which)")
 	fs.Var(listValue{&cfg.Publish}, "publish", "where to publish leader status, comma list of: consul-tags, nomad-vars")
 	fs.Var(listValue{&cfg.Tags}, "tags", "extra Consul service tags for -publish consul-tags, comma list")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json (logs go to stderr)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
+	registerParityFlags(fs, cfg)
 	cf.register(fs)
 	return fs
 }
@@ -220,11 +233,16 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	if len(errs) == 0 {
 		errs = append(errs, timingErrors(cfg, fs)...)
 	}
+	cfg.ListenNamed = fs.source["listen"] != "" && cfg.Listen != ""
+	if !cfg.ListenNamed {
+		cfg.Listen = defaultListenIn(cfg.Listen, getenv)
+	}
 	if cfg.Listen != "" {
 		if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 			bad("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err)
 		}
 	}
+	errs = append(errs, parityErrors(cfg, fs)...)
 	for _, p := range cfg.Publish {
 		if p != publishConsulTags && p != publishNomadVars {
 			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, publishConsulTags, publishNomadVars)

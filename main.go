@@ -10,6 +10,7 @@
 //	1  runtime error (Consul refused, ACL denied, ...)
 //	2  bad flags, arguments or environment
 //	3  leaderd leader: nobody leads
+//	4  leaderd run -timeout: not leading within the timeout (gave up)
 //
 // leaderd run with a command exits with the command's own code when the
 // command exits by itself (128+n when it died of signal n).
@@ -41,6 +42,7 @@ const (
 	exitError    = 1
 	exitUsage    = 2
 	exitNoLeader = 3
+	exitTimeout  = 4
 )
 
 func main() {
@@ -69,8 +71,9 @@ Commands:
   version  print the version
   help     this text; "leaderd help <command>" or "leaderd <command> -h" for one command
 
-Exit codes: 0 ok, 1 runtime error, 2 bad input, 3 no leader (leaderd leader);
-leaderd run exits with its command's code when the command exits by itself.
+Exit codes: 0 ok, 1 runtime error, 2 bad input, 3 no leader (leaderd leader),
+4 not leading within -timeout (leaderd run); leaderd run exits with its
+command's code when the command exits by itself.
 
 Examples:
   go run . demo                       # see it work, nothing to install

@@ -21,6 +21,7 @@ type metrics struct {
 	mu          sync.Mutex
 	transitions map[string]uint64 // "elected" or an elect.Reason
 	errors      map[string]uint64 // HTTP status code, or "none" / "decode"
+	hooks       map[string]uint64 // -hook runs by result (hooks.go)
 	renew       histogram
 }
 
@@ -43,10 +44,14 @@ func newMetrics() *metrics {
 	m := &metrics{
 		transitions: map[string]uint64{},
 		errors:      map[string]uint64{},
+		hooks:       map[string]uint64{},
 		renew:       histogram{bounds: renewBuckets, counts: make([]uint64, len(renewBuckets))},
 	}
 	for _, r := range transitionReasons {
 		m.transitions[r] = 0
+	}
+	for _, r := range hookResults {
+		m.hooks[r] = 0
 	}
 	return m
 }
@@ -104,6 +109,13 @@ func (m *metrics) consulError(err error) {
 	m.mu.Unlock()
 }
 
+// hookRan counts a -hook run (or drop) by its result.
+func (m *metrics) hookRan(result string) {
+	m.mu.Lock()
+	m.hooks[result]++
+	m.mu.Unlock()
+}
+
 func (m *metrics) renewed(d time.Duration) {
 	m.mu.Lock()
 	m.renew.observe(d.Seconds())
@@ -144,6 +156,7 @@ func (m *metrics) write(w io.Writer, st elect.State, now time.Time) {
 	counter("leaderd_consul_errors_total", `Failed Consul requests by HTTP status code ("none": no answer, "decode": unreadable answer).`, "code", m.errors)
 	gauge("leaderd_lease_remaining_seconds", "Time left on the local lease while leading, else 0.", leaseRemaining(st, now).Seconds())
 	gauge("leaderd_consul_reachable", "1 if the last request to Consul got an answer.", boolFloat(st.Reachable))
+	counter("leaderd_hooks_total", `Runs of -hook by result: ok, failed (non-zero exit), timeout (killed after -hook-timeout), dropped (never run).`, "result", m.hooks)
 }
 
 func leaseRemaining(st elect.State, now time.Time) time.Duration {

@@ -58,7 +58,11 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	var e *elect.Election
 	ecfg := cfg.electConfig(startedAt)
 	ecfg.Logger = log
+	var deadline campaignDeadline // -timeout against the first win
 	ecfg.OnElected = func(t elect.Term) {
+		if !deadline.elected() {
+			return // gave up just before: no work starts, the key goes back at once
+		}
 		if sup != nil {
 			sup.Start(t)
 		}
@@ -85,10 +89,11 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	st := &status{id: cfg.ID, service: cfg.Service, state: e.State, metrics: m, now: time.Now}
 	var srv *statusServer
 	if cfg.Listen != "" {
-		srv, err = listenStatus(cfg.Listen, st.routes(), log)
+		srv, err = listenFor(cfg, st.routes(), log)
 		if err != nil {
 			return exitFor(stderr, "run", usagef("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err))
 		}
+		st.listen = srv.Addr()
 		go srv.Serve()
 		defer srv.Shutdown()
 	}
@@ -129,7 +134,10 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			}
 		})
 	}
-	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State, denied) })
+	hr := newHookRunner(cfg, hookConfig{Env: os.Environ(), Stdout: stdout, Stderr: stderr, Logger: log, Count: m.hookRan})
+	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State, denied, hr) })
+	timeout, stopTimeout := timeoutTimer(cfg.Timeout)
+	defer stopTimeout()
 
 	runErr := make(chan error, 1)
 	go func() { runErr <- e.Run(electCtx) }()
@@ -209,6 +217,13 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			log.Info("child exited; releasing leadership and exiting with its code", "code", ex.Code, "token", ex.Token)
 			code = ex.Code
 			stop(syscall.SIGTERM)
+		case <-timeout:
+			timeout = nil
+			if !stopping && deadline.giveUp() {
+				log.Warn("not leading within -timeout; giving up", "timeout", cfg.Timeout)
+				code = exitTimeout
+				stop(syscall.SIGTERM)
+			}
 		case err := <-denied:
 			// Consul refused the token: no retry can fix a missing
 			// permission. Stop cleanly and say which one.
@@ -221,6 +236,9 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			st.failed.Store(true)
 			stopPubs()
 			wg.Wait()
+			// Queued hooks still run (a stepped_down must still move a VIP
+			// away), within one -hook-timeout.
+			hr.close(cmpOr(cfg.HookTimeout, defaultHookTimeout))
 			if err == nil {
 				err = deniedErr
 			}
@@ -246,9 +264,10 @@ func resign(ctx context.Context, e *elect.Election, token uint64, log *slog.Logg
 // fanOut turns the ordered event stream into metrics and publisher
 // statuses, and reports the first ACL denial on denied. It ends when Run
 // returns (the channel closes).
-func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error) {
+func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error, hooks *hookRunner) {
 	for ev := range events {
 		m.event(ev)
+		hooks.event(ev)
 		if ev.Kind == elect.KindError && consulhttp.IsPermissionDenied(ev.Err) {
 			select {
 			case denied <- ev.Err:

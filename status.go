@@ -31,6 +31,7 @@ type status struct {
 	metrics *metrics
 	now     func() time.Time
 	failed  atomic.Bool // Run returned: nothing renews or campaigns any more
+	listen  string      // the status server's bound address, set before it serves
 }
 
 func (s *status) routes() *http.ServeMux {
@@ -109,6 +110,7 @@ type statusView struct {
 	LastRenew       time.Time   `json:"last_renew,omitzero"`
 	ConsulReachable bool        `json:"consul_reachable"`
 	LastError       string      `json:"last_error,omitempty"`
+	Listen          string      `json:"listen,omitempty"` // where this server listens (a default may fall back to a free port)
 }
 
 func (s *status) status(w http.ResponseWriter, r *http.Request) {
@@ -116,7 +118,7 @@ func (s *status) status(w http.ResponseWriter, r *http.Request) {
 	v := statusView{
 		ID: s.id, Service: s.service, Key: st.Key, Role: "follower",
 		Leader: viewOf(st.Leader), Session: st.Session,
-		LastRenew: st.LastRenew, ConsulReachable: st.Reachable,
+		LastRenew: st.LastRenew, ConsulReachable: st.Reachable, Listen: s.listen,
 	}
 	if leading(st, now) {
 		v.Role, v.Token = "leader", st.Token

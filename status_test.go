@@ -162,6 +162,12 @@ leaderd_lease_remaining_seconds 6.5
 # HELP leaderd_consul_reachable 1 if the last request to Consul got an answer.
 # TYPE leaderd_consul_reachable gauge
 leaderd_consul_reachable 1
+# HELP leaderd_hooks_total Runs of -hook by result: ok, failed (non-zero exit), timeout (killed after -hook-timeout), dropped (never run).
+# TYPE leaderd_hooks_total counter
+leaderd_hooks_total{result="dropped"} 0
+leaderd_hooks_total{result="failed"} 0
+leaderd_hooks_total{result="ok"} 0
+leaderd_hooks_total{result="timeout"} 0
 `
 	if diff := cmp.Diff(want, body); diff != "" {
 		t.Errorf("exposition (-want +got):\n%s", diff)

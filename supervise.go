@@ -15,7 +15,12 @@ import (
 // elect/child): it runs the command while this instance leads and
 // enforces the lease even when leaderd can't.
 func newSupervisor(cfg runConfig, log *slog.Logger) (*child.Supervisor, error) {
+	var stdin *os.File // nil: /dev/null
+	if cfg.PassStdin {
+		stdin = os.Stdin
+	}
 	return child.New(child.Config{
+		Stdin:       stdin,
 		Command:     cfg.Command,
 		ID:          cfg.ID,
 		Env:         os.Environ(),
