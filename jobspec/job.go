@@ -189,8 +189,10 @@ func (o Options) sidecarTask() *api.Task {
 		Resources:   &api.Resources{CPU: new(50), MemoryMB: new(64)},
 	}
 	if o.Mode == ModeNative {
-		// NOMAD_TOKEN (workload identity) and NOMAD_UNIX_ADDR (Task API
-		// socket) for the nomad-vars publisher.
+		// NOMAD_TOKEN (workload identity) for the nomad-vars publisher,
+		// which reaches Nomad through the Task API socket: named by
+		// NOMAD_UNIX_ADDR since Nomad 1.10.3, found at
+		// $NOMAD_SECRETS_DIR/api.sock on 1.5.0-1.10.2.
 		t.Identity = &api.WorkloadIdentity{Env: true}
 	}
 	return t
@@ -247,10 +249,19 @@ func (o Options) roleTask() *api.Task {
 	}
 	if o.Image != "" {
 		t.Driver = "docker"
-		t.Config = map[string]any{"image": "busybox:1.36", "command": "sleep", "args": []string{"infinity"}}
+		t.Config = map[string]any{"image": "busybox:1.36", "command": "/bin/sh", "args": []string{"-c", idleScript}}
 	} else {
 		t.Driver = "exec"
-		t.Config = map[string]any{"command": "/bin/sleep", "args": []string{"infinity"}}
+		t.Config = map[string]any{"command": "/bin/sh", "args": []string{"-c", idleScript}}
 	}
 	return t
 }
+
+// idleScript keeps the role task alive doing nothing, in any POSIX sh:
+// `sleep infinity` is a GNU coreutils extension that other sleeps
+// (macOS's, older or minimal busybox builds) refuse. Sleeping in the
+// background and waiting lets the trap run at once on SIGTERM: the task
+// stops without waiting out its kill_timeout, even as a container's PID 1,
+// where a signal with no handler is ignored, so the service comes back
+// with its new tag sooner.
+const idleScript = "trap 'kill $!; exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"

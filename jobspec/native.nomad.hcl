@@ -47,8 +47,9 @@ job "example" {
         sidecar = true
       }
 
-      # NOMAD_TOKEN (workload identity) and NOMAD_UNIX_ADDR (Task API socket)
-      # for -publish nomad-vars.
+      # NOMAD_TOKEN (workload identity) for -publish nomad-vars, which talks
+      # to Nomad over the Task API socket: NOMAD_UNIX_ADDR on Nomad 1.10.3+,
+      # $NOMAD_SECRETS_DIR/api.sock on 1.5.0-1.10.2 (leaderd finds either).
       identity {
         env = true
       }
@@ -100,13 +101,15 @@ job "example" {
     }
 
     # Re-rendered when the leader record changes; the restart re-registers the
-    # service with the new tag. Only this tiny task restarts.
+    # service with the new tag. Only this tiny task restarts: it idles in a
+    # POSIX sh loop (`sleep infinity` is GNU-only) that exits at once on
+    # SIGTERM.
     task "role" {
       driver = "exec"
 
       config {
-        command = "/bin/sleep"
-        args    = ["infinity"]
+        command = "/bin/sh"
+        args    = ["-c", "trap 'kill $!; exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
       }
 
       template {

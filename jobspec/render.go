@@ -67,11 +67,15 @@ func RenderJSON(opts Options) ([]byte, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	b, err := json.MarshalIndent(struct{ Job *api.Job }{o.job()}, "", "  ")
-	if err != nil {
+	// No HTML escaping: a shell line's & and > stay readable.
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(struct{ Job *api.Job }{o.job()}); err != nil {
 		return nil, fmt.Errorf("jobspec: render JSON: %w", err)
 	}
-	return append(b, '\n'), nil
+	return b.Bytes(), nil
 }
 
 // Job returns the api.Job both renderings come from, for callers that

@@ -48,8 +48,9 @@ job "api" {
         sidecar = true
       }
 
-      # NOMAD_TOKEN (workload identity) and NOMAD_UNIX_ADDR (Task API socket)
-      # for -publish nomad-vars.
+      # NOMAD_TOKEN (workload identity) for -publish nomad-vars, which talks
+      # to Nomad over the Task API socket: NOMAD_UNIX_ADDR on Nomad 1.10.3+,
+      # $NOMAD_SECRETS_DIR/api.sock on 1.5.0-1.10.2 (leaderd finds either).
       identity {
         env = true
       }
@@ -101,14 +102,16 @@ job "api" {
     }
 
     # Re-rendered when the leader record changes; the restart re-registers the
-    # service with the new tag. Only this tiny task restarts.
+    # service with the new tag. Only this tiny task restarts: it idles in a
+    # POSIX sh loop (`sleep infinity` is GNU-only) that exits at once on
+    # SIGTERM.
     task "role" {
       driver = "docker"
 
       config {
         image   = "busybox:1.36"
-        command = "sleep"
-        args    = ["infinity"]
+        command = "/bin/sh"
+        args    = ["-c", "trap 'kill $!; exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
       }
 
       template {
