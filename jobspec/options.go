@@ -28,6 +28,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/leaderd/leaderd/nomad"
 )
 
 // Mode is the layout of the rendered task group.
@@ -55,7 +57,8 @@ type Options struct {
 	Service string
 	// Job and Group name the job and its task group; both default to
 	// Service. Letters, digits, '-' and '_' (Nomad Variable paths allow no
-	// more).
+	// more); in native mode nomad/jobs/<job>/<group> must also fit in
+	// Nomad's 128 characters.
 	Job   string
 	Group string
 	// Namespace is the job's Nomad namespace; empty leaves it out
@@ -160,6 +163,11 @@ func (o Options) validate() error {
 	for _, f := range [][2]string{{"job", o.Job}, {"group", o.Group}} {
 		if !nomadName.MatchString(f[1]) {
 			add("%s %q: want letters, digits, '-' or '_'", f[0], f[1])
+		}
+	}
+	if o.Mode == ModeNative {
+		if err := nomad.ValidateVariablePath(o.VariablePath()); err != nil {
+			add("native mode keeps the leader record at nomad/jobs/<job>/<group>: %v", err)
 		}
 	}
 	if o.Namespace != "" && !nomadName.MatchString(o.Namespace) {

@@ -256,6 +256,21 @@ func TestOptionErrors(t *testing.T) {
 	}
 }
 
+// TestNativeVariablePathLength: each name fits Nomad's rule alone, but
+// native mode's nomad/jobs/<job>/<group> must fit in 128 characters too.
+func TestNativeVariablePathLength(t *testing.T) {
+	o := Options{Mode: ModeNative, Service: "x", Command: "/app", Job: strings.Repeat("j", 70), Group: strings.Repeat("g", 60)}
+	_, err := Render(o)
+	if err == nil || !strings.Contains(err.Error(), "native mode keeps the leader record at nomad/jobs/<job>/<group>") ||
+		!strings.Contains(err.Error(), "is 142 characters long") {
+		t.Errorf("native: err = %v, want the path length error", err)
+	}
+	o.Mode = ModeSidecar
+	if _, err := Render(o); err != nil {
+		t.Errorf("sidecar writes no variable, yet: %v", err)
+	}
+}
+
 func TestHCLString(t *testing.T) {
 	for in, want := range map[string]string{
 		`plain`:              `"plain"`,
