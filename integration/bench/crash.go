@@ -13,9 +13,11 @@ import (
 // of the way through the leader's keep-alive cycle (from a renew or check
 // pass answered to the next), so few runs still cover the cycle evenly
 // and their median is its middle. The killed process is
-// replaced after each run. A child that outlives its supervisor (consul
-// lock has no parent-death signal) is recorded as such and then killed by
-// the benchmark, so runs don't pile up leaders.
+// replaced after each run. It also measures how long the killed leader's
+// child (and leaderd's keeper) outlived it: leaderd's keeper must kill the
+// child at once when leaderd dies. A child still running when the new
+// leader's starts (consul lock has no parent-death signal) is recorded as
+// such and then killed by the benchmark, so runs don't pile up leaders.
 func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, error) {
 	res := CrashSeries{Name: f.Name, Tool: f.Tool, Flags: strings.Join(f.Args, " "), Window: f.Window.Seconds()}
 	name := "crash-" + f.Slug
@@ -45,16 +47,31 @@ func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, e
 		if err := sleepCtx(ctx, time.Until(kept.Add(phase))); err != nil {
 			return res, err
 		}
+		keeper := keepersOf([]int{leader.pid()})[leader.pid()]
+		if f.Tool == toolLeaderd && keeper == 0 {
+			return res, fmt.Errorf("%s run %d: the leader has no keeper process", s.name, i)
+		}
 		mark := b.hub.mark()
 		killed := time.Now()
 		if err := leader.cmd.Process.Kill(); err != nil {
 			return res, fmt.Errorf("%s run %d: SIGKILL: %w", s.name, i, err)
 		}
-		run := CrashRun{ChildGone: -1, Phase: phase.Seconds()}
-		// leaderd's child dies with it (Pdeathsig); watch for that while
-		// the failover runs.
-		gone := make(chan time.Time, 1)
+		run := CrashRun{ChildGone: -1, KeeperGone: -1, Phase: phase.Seconds()}
+		// leaderd's keeper kills the child as soon as leaderd is gone (its
+		// command pipe reaches EOF); watch for that while the failover runs.
+		gone, keeperGone, leaderGone := make(chan time.Time, 1), make(chan time.Time, 1), make(chan time.Time, 1)
 		go func() { gone <- awaitGone(old.PID, 5*time.Second) }()
+		go func() {
+			if keeper == 0 {
+				keeperGone <- time.Time{}
+				return
+			}
+			keeperGone <- awaitGone(keeper, 5*time.Second)
+		}()
+		go func() {
+			<-leader.done
+			leaderGone <- time.Now()
+		}()
 		cctx, cancel := context.WithTimeout(ctx, 120*time.Second)
 		next, err := b.hub.wait(cctx, mark, "a new leader's child", func(ev childEvent) bool {
 			return ev.Kind == "start" && strings.HasPrefix(ev.Label, s.name+"#") && ev.Label != old.Label
@@ -77,11 +94,17 @@ func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, e
 			run.ChildGone = ms(diedAt.Sub(killed))
 		}
 		b.hub.add(childEvent{Kind: "gone", At: diedAt, PID: old.PID, Label: old.Label, How: how})
-		<-leader.done
+		run.LeaderGone = ms((<-leaderGone).Sub(killed))
+		if t := <-keeperGone; !t.IsZero() {
+			run.KeeperGone = ms(t.Sub(killed))
+		} else if keeper != 0 {
+			syscall.Kill(keeper, syscall.SIGKILL) // recorded as -1: still running 5 s on
+		}
 		run.Timeline = s.timeline(killed, killed.Add(-5*time.Second), next.At.Add(3*time.Second))
 		res.Runs = append(res.Runs, run)
 		b.log.Info("crash failover", "series", f.Name, "run", i+1, "failover_ms", int(run.Failover),
-			"old_child_alive", run.OldChildAlive)
+			"old_child_alive", run.OldChildAlive, "child_gone_ms", run.ChildGone, "leader_gone_ms", run.LeaderGone,
+			"keeper_gone_ms", run.KeeperGone)
 	}
 	return res, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 )
 
 // explain writes, for each target the figures miss (and each defect they
@@ -14,40 +15,63 @@ func explain(b io.Writer, r *Results) {
 	said := 0
 	needFix := false // the read-back of the fencing token costs time
 
-	if l, c, q := idleOf(r, leaderdDefaults.Name, "follower"), idleOf(r, consulLockDefaults.Name, "follower"),
-		idleOf(r, leaderdQuiet.Name, "follower"); l != nil && c != nil && l.PerMinute > c.PerMinute*1.02 {
+	if ll, lf, cl, cf := idleOf(r, leaderdDefaults.Name, "leader"), idleOf(r, leaderdDefaults.Name, "follower"),
+		idleOf(r, consulLockDefaults.Name, "leader"), idleOf(r, consulLockDefaults.Name, "follower"); ll != nil && lf != nil && cl != nil && cf != nil &&
+		(ll.PerMinute > cl.PerMinute*1.02 || lf.PerMinute > cf.PerMinute*1.02) {
 		said++
-		cl := idleOf(r, consulLockDefaults.Name, "leader")
-		w("**Idle requests.** A leaderd candidate's idle traffic is its session renew: %.1f/min (every TTL/3 = 3.3 s\n", l.ByKind[kindRenew])
-		w("with the default TTL of 10 s); its blocking read waits 5 minutes. consul lock renews every TTL/2 = 7.5 s with\n")
-		w("TTL 15 s (%.1f/min), and its waiters re-issue a 15 s blocking read (%.1f/min). The renew rate is what\n",
-			c.ByKind[kindRenew], c.ByKind[kindWatch])
-		w("buys the faster failover: Consul expires a session 2×TTL after its last renew, so a shorter TTL needs more\n")
-		w("renews; and a leaderd leader must get two renews into its lease (TTL + lock-delay − margin, the margin\n")
-		w("being -kill-timeout + 0.5 s for `leaderd run`) or it steps down on one lost renew. It is a setting, not\n")
-		w("a protocol cost:")
-		if q != nil {
-			ql := idleOf(r, leaderdQuiet.Name, "leader")
-			w(" with consul lock's session settings and renew period (`%s`), leaderd measured %.1f (leader) and\n", q.Flags, ql.PerMinute)
-			w("%.1f (follower) requests/min against consul lock's %.1f and %.1f, and fails over like consul lock\n", q.PerMinute, cl.PerMinute, c.PerMinute)
-			w("(37.5–45 s after a crash, by the protocol).\n")
-		} else {
-			w(" `-ttl 15s -lock-delay 15s -renew-interval 7.5s` renews as seldom as consul lock.\n")
+		ls, lc := splitIdle(ll)
+		fs, fc := splitIdle(lf)
+		w("**Idle requests (stated, no target).** With the defaults a leaderd leader sent %.1f requests/min to the servers\n", ls)
+		w("(%s) and passed its TTL check %.1f times/min in its local agent; a follower %.1f (%s) plus %.1f check\n",
+			kinds(withoutLocal(ll.ByKind), 1), lc, fs, kinds(withoutLocal(lf.ByKind), 1), fc)
+		w("passes. consul lock: %.1f (leader) and %.1f (follower: %s), all to the servers: it renews every TTL/2 =\n",
+			cl.PerMinute, cf.PerMinute, kinds(cf.ByKind, 1))
+		w("7.5 s and its waiters re-issue a 15 s blocking read. Where leaderd's come from:\n")
+		w("- The leader's renews are what the lease costs: lease_end = t_v + lock-delay − margin, and a leader must\n")
+		w("  get two renews into it, so it renews every min(ttl/3, (lock-delay − margin)/3) = (10 s − 2.5 s)/3 = 2.5 s\n")
+		w("  (24/min). A follower's session guards nothing (the acquire's own success proves it alive), so it renews\n")
+		w("  every max(2.5 s, ttl/2) = 5 s (12/min).\n")
+		w("- The check passes are what buys the crash failover: every candidate passes a 3 s TTL check every 1 s\n")
+		w("  (60/min), so a dead leaderd is noticed check-ttl after its last pass instead of up to 2×TTL after its\n")
+		w("  last renew. They stay in the local agent: it syncs a check to the servers only when its status changes\n")
+		w("  (an output change at most every `check_update_interval`, 5 min; leaderd's output never changes).\n")
+		w("- Its blocking read waits 5 minutes (consul lock's 15 s).\n")
+		if f, fl := idleOf(r, leaderdFast.Name, "follower"), idleOf(r, leaderdFast.Name, "leader"); f != nil && fl != nil {
+			a, b := splitIdle(fl)
+			c, d := splitIdle(f)
+			w("- The fast settings (`%s`) cost %.1f to the servers + %.1f check passes (leader: a renew every\n", f.Flags, a, b)
+			w("  (2 s − 1 s)/3 = 333 ms, a pass every 333 ms) and %.1f + %.1f (follower) per minute.\n", c, d)
 		}
-		w("A cheaper default is possible in `elect`: a follower's session doesn't guard anything, so followers could\n")
-		w("renew every TTL/2 (or later) and only the leader every TTL/3, cutting two thirds of the candidates'\n")
-		w("renews by a third without touching failover time.\n\n")
+		if q, ql := idleOf(r, leaderdMatched.Name, "follower"), idleOf(r, leaderdMatched.Name, "leader"); q != nil && ql != nil {
+			w("\nIt is a setting, not a protocol cost: with consul lock's session (`%s`: TTL 15 s, lock-delay 15 s, no\n", q.Flags)
+			w("check; 6 s is the slowest leader renew lock-delay 15 s − margin 2.5 s allows) leaderd sent %.1f (leader) and\n", ql.PerMinute)
+			w("%.1f (follower) requests/min against consul lock's %.1f and %.1f", q.PerMinute, cl.PerMinute, cf.PerMinute)
+			if m := crashOf(r, leaderdMatched.Name); m != nil {
+				w(", and failed over like consul lock (%s median\nafter a crash)", fmtSec(median(failovers(m))))
+			}
+			w(".\n")
+		}
+		w("\n")
 	}
 
-	if l, c := crashOf(r, leaderdDefaults.Name), crashOf(r, consulLockDefaults.Name); l != nil && c != nil &&
-		median(failovers(c)) < 2*median(failovers(l)) {
+	for _, t := range []struct {
+		f      flavor
+		target float64
+	}{{leaderdDefaults, 0.5}, {leaderdFast, 0.1}} {
+		l, c := crashOf(r, t.f.Name), crashOf(r, consulLockDefaults.Name)
+		if l == nil || c == nil || median(failovers(l)) <= t.target*median(failovers(c)) {
+			continue
+		}
 		said++
-		w("**Crash failover with defaults.** consul lock's median was %.2f× leaderd's, short of 2×. Both are\n",
-			median(failovers(c))/median(failovers(l)))
-		w("set by their session settings, not by how fast either tool reacts (see the floor column): leaderd's\n")
-		w("defaults let Consul hand over %.0f s after the last renew, consul lock's %.0f s; over a renew cycle\n", l.Window, c.Window)
-		w("that is 16.7–20 s against 37.5–45 s, plus up to 5 s of api.Lock's retry sleep. Fast crash detection\n")
-		w("(`-check-ttl`) is leaderd's answer when seconds matter.\n\n")
+		lm, cm := median(failovers(l)), median(failovers(c))
+		w("**Crash failover, %s.** leaderd's median was %s, %.2f× consul lock's %s: above the %g× target.\n",
+			t.f.Name, fmtSec(lm), lm/cm, fmtSec(cm), t.target)
+		w("Both are set by their session settings, and the floor column shows how much each tool added: Consul lets\n")
+		w("another candidate in %.1f–%.1f s after a leaderd crash with these settings (check-ttl after the last check\n",
+			l.Window-t.f.Cycle.Seconds(), l.Window)
+		w("pass, then lock-delay), and 37.5–45 s after a consul lock crash (2×TTL after the last renew, then\n")
+		w("lock-delay), plus up to 5 s of api.Lock's retry sleep. Over the floor, leaderd took %s (median), consul lock %s.\n\n",
+			fmtMs(overFloor(l)), fmtMs(overFloor(c)))
 	}
 
 	if l, c := idleOf(r, leaderdDefaults.Name, "follower"), idleOf(r, consulLockDefaults.Name, "follower"); l != nil && c != nil &&
@@ -55,15 +79,21 @@ func explain(b io.Writer, r *Results) {
 		said++
 		f := r.Footprint
 		w("**Memory.** RSS counts the pages of the binary mapped into the process, and the kernel maps in the page\n")
-		w("cache around every fault: of the %s of its binary leaderd maps, %s are resident (consul lock: %s of %s).\n",
+		w("cache around every fault: of the %s of its binary leaderd maps (with its keeper), %s are resident (consul lock: %s of %s).\n",
 			fmtKiB(l.ExeMappedKiB), fmtKiB(l.ExeRSSKiB), fmtKiB(c.ExeRSSKiB), fmtKiB(c.ExeMappedKiB))
 		w("Those pages are shared by every process running the binary and reclaimable, not per-instance memory.\n")
 		w("What each instance costs is its private memory: leaderd %s, consul lock %s\n", fmtKiB(l.AnonKiB), fmtKiB(c.AnonKiB))
-		w("(%.1f× less). leaderd is near the floor of a Go program:", float64(c.AnonKiB)/float64(l.AnonKiB))
+		w("(%.1f× less). ", float64(c.AnonKiB)/float64(l.AnonKiB))
+		if l.KeeperRSSKiB > 0 {
+			w("leaderd's figures are two processes added up: a `leaderd run` with a command also runs its keeper\n")
+			w("(leaderd re-executed as `leaderd __keeper`, which owns the child's process group and enforces the\n")
+			w("lease), and the keeper's %s RSS and %s private are included. ", fmtKiB(l.KeeperRSSKiB), fmtKiB(l.KeeperAnonKiB))
+		}
+		w("Each process is near the floor of a Go program:")
 		if f.ChildRSSKiB > 0 {
 			w(" one that only waits for a signal takes %s private (%s RSS) here, and", fmtKiB(f.ChildAnonKiB), fmtKiB(f.ChildRSSKiB))
 		}
-		w("\nleaderd adds net/http, TLS and JSON. The binaries differ %.0f× (%s vs %s), which is what the page cache\n",
+		w("\nleaderd adds net/http, TLS and JSON, the keeper little. The binaries differ %.0f× (%s vs %s), which is what the page cache\n",
 			float64(f.ConsulBytes)/float64(f.LeaderdBytes), fmtBytes(f.LeaderdBytes), fmtBytes(f.ConsulBytes))
 		w("holds per machine. An order of magnitude on RSS would need leaderd to drop below the Go runtime's own size.\n\n")
 	}
@@ -74,13 +104,26 @@ func explain(b io.Writer, r *Results) {
 			continue
 		}
 		said++
-		w("**Graceful handover (%s).** leaderd took %s (p50) against consul lock's %s. The winner's acquire\n",
+		w("**Graceful handover (%s).** leaderd took %s (p50) against consul lock's %s.\n",
 			mode, fmtMs(median(l.Latencies)), fmtMs(median(c.Latencies)))
-		w("was answered %s after the old child's exit (consul lock: %s); from there to the new child's start took\n",
+		if lr, cr := median(measured(l.ReleaseMs)), median(measured(c.ReleaseMs)); !math.IsNaN(lr) && !math.IsNaN(cr) {
+			w("The old leader sent its release %s after its child's exit line (consul lock: %s).", fmtMs(lr), fmtMs(cr))
+			if lr > cr {
+				w(" leaderd learns of\n")
+				w("the exit from its keeper (the child's parent, which reaps it, makes sure its whole group is gone and\n")
+				w("tells leaderd over a pipe), and it stops claiming leadership before it lets go of the key; consul\n")
+				w("lock waits for its own child.")
+			}
+			w("\n")
+		}
+		w("The winner's acquire was answered %s after the old child's exit (consul lock: %s); from there to the\n",
 			fmtMs(median(l.AcquireMs)), fmtMs(median(c.AcquireMs)))
-		w("%s (consul lock: %s), of which leaderd's consistent read-back of its fencing token took %s: a round\n",
-			fmtMs(afterAcquire(l.Latencies, l.AcquireMs)), fmtMs(afterAcquire(c.Latencies, c.AcquireMs)), fmtMs(median(measured(l.ReadBackMs))))
-		w("trip consul lock doesn't make (it has no token).\n\n")
+		w("new child's start took %s (consul lock: %s), of which leaderd's consistent read-back of its fencing token\n",
+			fmtMs(afterAcquire(l.Latencies, l.AcquireMs)), fmtMs(afterAcquire(c.Latencies, c.AcquireMs)))
+		w("took %s, a round trip consul lock doesn't make (it has no token), and the rest includes telling the keeper\n",
+			fmtMs(median(measured(l.ReadBackMs))))
+		w("to start the child and hearing back (%s from the read-back's answer to the child's start line).\n\n",
+			fmtMs(median(measured(l.FromReadMs))))
 		needFix = true
 	}
 
@@ -134,13 +177,43 @@ func explain(b io.Writer, r *Results) {
 			said++
 			w("**Safety, not speed: a SIGKILLed consul lock leaves its child running.** In %d of %d runs the old child\n", alive, len(cs.Runs))
 			w("was still running when the next consul lock started its own: consul lock sets no parent-death signal,\n")
-			w("so two children acted as leader at once (the benchmark then killed the orphan). leaderd's child dies\n")
-			w("with it (Pdeathsig): see the last column of the crash table.\n\n")
+			w("so two children acted as leader at once (the benchmark then killed the orphan). leaderd's keeper kills\n")
+			w("its child's whole process group as soon as leaderd is gone: see the last column of the crash table.\n\n")
 		}
+	}
+	if runs, worst, alive := leaderdOutlived(r); runs > 0 && (alive > 0 || worst > outliveLimit) {
+		said++
+		w("**A defect: a SIGKILLed leaderd's child outlived it.** Over %d leaderd crash runs the child was still\n", runs)
+		w("running when the next leader's started in %d, and outlived its leaderd by up to %s (the limit is %s). The keeper\n",
+			alive, fmtMs(worst), fmtMs(outliveLimit))
+		w("should see leaderd's command pipe close and SIGKILL the child's group at once; the candidates' logs in the\n")
+		w("scratch directory (-keep) show what it did.\n\n")
 	}
 	if said == 0 {
 		w("Every target is met.\n\n")
 	}
+}
+
+// overFloor is the median time a crash series took beyond the protocol's
+// floor (window − phase), in ms.
+func overFloor(cs *CrashSeries) float64 {
+	var over []float64
+	for _, run := range cs.Runs {
+		over = append(over, run.Failover-1000*(cs.Window-run.Phase))
+	}
+	return median(over)
+}
+
+// withoutLocal is a by-kind count without what the local agent answers
+// alone (check passes).
+func withoutLocal(m map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range m {
+		if k != kindCheck && k != kindCheckReg {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // afterAcquire is the median time from the winner's acquire answer to its

@@ -8,30 +8,39 @@ import (
 	"time"
 )
 
-// Flavors the experiments run.
+// Flavors the experiments run. Window and Cycle follow from the flags:
+// a SIGKILLed leaderd stops passing its TTL check, the agent turns it
+// critical check-ttl after the last pass, that invalidates the session,
+// and Consul keeps the key from everyone for lock-delay more. Without a
+// check (consul lock, -check-ttl 0) the session ends by its TTL, which
+// Consul runs 2×TTL from the last renew it processed.
 var (
+	// leaderdDefaults is `leaderd run` with no timing flags: -ttl 10s
+	// -lock-delay 10s -check-ttl 3s -kill-timeout 2s. The session is bound
+	// to serfHealth and a 3 s TTL check every candidate passes every 1 s;
+	// the leader renews every min(ttl/3, (lock-delay − margin)/3) = 2.5 s
+	// (margin = kill-timeout + 500ms = 2.5 s), a follower every
+	// max(2.5 s, ttl/2) = 5 s.
 	leaderdDefaults = flavor{Name: "leaderd defaults", Slug: "leaderd", Tool: toolLeaderd,
-		Cycle: 10 * time.Second / 3, CycleKind: kindRenew, Window: 20 * time.Second}
-	// leaderdFast is the fast-crash-detection preset: the session is bound
-	// to a 2s TTL check passed every 667ms; lock-delay 1s and a 500ms kill
-	// timeout make the safety window (2s + 1s − 1s margin) hold two check
-	// passes, which leaderd requires.
-	leaderdFast = flavor{Name: "leaderd fast crash detection", Slug: "leaderdfast", Tool: toolLeaderd,
-		Args:  []string{"-check-ttl", "2s", "-lock-delay", "1s", "-kill-timeout", "500ms"},
-		Cycle: 2 * time.Second / 3, CycleKind: kindCheck, Window: 3 * time.Second}
-	// leaderdAsConsulLock uses consul lock's own session settings (api.Lock:
-	// TTL 15s, lock-delay 15s), separating what the defaults cost from
-	// what the protocol costs.
-	leaderdAsConsulLock = flavor{Name: "leaderd with consul lock's TTL and lock-delay", Slug: "leaderd15s", Tool: toolLeaderd,
-		Args:  []string{"-ttl", "15s", "-lock-delay", "15s"},
-		Cycle: 5 * time.Second, CycleKind: kindRenew, Window: 45 * time.Second}
-	// leaderdQuiet also renews as seldom as consul lock (every 7.5s):
-	// with lock-delay 15s the safety window (15s + 15s − 2.5s margin)
-	// still holds two renew intervals.
-	leaderdQuiet = flavor{Name: "leaderd renewing like consul lock", Slug: "leaderdquiet", Tool: toolLeaderd,
-		Args: []string{"-ttl", "15s", "-lock-delay", "15s", "-renew-interval", "7.5s"}}
+		Cycle: time.Second, CycleKind: kindCheck, Window: 3*time.Second + 10*time.Second}
+	// leaderdFast is the fast settings: a 1 s check passed every 333 ms,
+	// lock-delay 2 s, a 500 ms kill timeout (margin 1 s, so the leader
+	// renews every (2 s − 1 s)/3 = 333 ms).
+	leaderdFast = flavor{Name: "leaderd fast settings", Slug: "leaderdfast", Tool: toolLeaderd,
+		Args:  []string{"-check-ttl", "1s", "-lock-delay", "2s", "-kill-timeout", "500ms"},
+		Cycle: time.Second / 3, CycleKind: kindCheck, Window: time.Second + 2*time.Second}
+	// leaderdMatched runs consul lock's session (api.Lock: TTL 15s,
+	// lock-delay 15s, bound to serfHealth only: -check-ttl 0) and renews
+	// as seldom as leaderd allows with it: lock-delay 15 s − margin 2.5 s
+	// must hold two renew intervals, so 6 s (consul lock's 7.5 s is
+	// refused); a follower renews every ttl/2 = 7.5 s, as consul lock does.
+	// It separates what the protocol costs from what leaderd's defaults
+	// cost, in crash failover and in idle requests alike.
+	leaderdMatched = flavor{Name: "leaderd with consul lock's session settings", Slug: "leaderd15s", Tool: toolLeaderd,
+		Args:  []string{"-ttl", "15s", "-lock-delay", "15s", "-renew-interval", "6s", "-check-ttl", "0"},
+		Cycle: 6 * time.Second, CycleKind: kindRenew, Window: 2*15*time.Second + 15*time.Second}
 	consulLockDefaults = flavor{Name: "consul lock defaults", Slug: "consullock", Tool: toolConsulLock,
-		Cycle: 15 * time.Second / 2, CycleKind: kindRenew, Window: 45 * time.Second} // api.Lock: TTL 15s, renewed every TTL/2
+		Cycle: 15 * time.Second / 2, CycleKind: kindRenew, Window: 2*15*time.Second + 15*time.Second} // api.Lock: TTL 15s, renewed every TTL/2, lock-delay 15s
 )
 
 // handovers measures n graceful handovers for each flavor, 3 candidates
@@ -72,6 +81,7 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 			r := &res[i]
 			r.Latencies = append(r.Latencies, h.latency)
 			r.AcquireMs = append(r.AcquireMs, h.acquire)
+			r.ReleaseMs = append(r.ReleaseMs, h.release)
 			r.HerdMs = append(r.HerdMs, h.herd)
 			r.ReadBackMs = append(r.ReadBackMs, h.readBack)
 			r.ToReadMs = append(r.ToReadMs, h.toRead)
@@ -91,6 +101,7 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 type handoverSample struct {
 	latency  float64        // ms, old child's exit to new child's start
 	acquire  float64        // ms, old child's exit to the winner's acquire answer
+	release  float64        // ms, old child's exit to the old leader's release sent (-1: none seen)
 	herd     float64        // ms, old child's exit to the last acquire answered (anyone's)
 	readBack float64        // ms, the winner's first non-blocking read after its acquire (-1: none)
 	toRead   float64        // ms, the winner's acquire answer to that read's sending (-1: none)
@@ -144,8 +155,11 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 	if err := s.awaitReady(hctx); err != nil {
 		return handoverSample{}, err
 	}
-	h := handoverSample{latency: ms(next.At.Sub(exit.At)), readBack: -1, toRead: -1, fromRead: -1, kinds: map[string]int{},
+	h := handoverSample{latency: ms(next.At.Sub(exit.At)), release: -1, readBack: -1, toRead: -1, fromRead: -1, kinds: map[string]int{},
 		killed: exit.Kind == "gone", restart: total(requests(fresh))}
+	if rel := leader.port.lastRelease(); !rel.Before(exit.At) {
+		h.release = ms(rel.Sub(exit.At))
+	}
 	if w := s.byLabel(next.Label); w != nil {
 		acq := w.port.lastAcquire()
 		h.acquire = ms(acq.Sub(exit.At))

@@ -15,7 +15,8 @@ import (
 const clockTicks = 100
 
 // idle runs 3 candidates of each flavor side by side, lets them settle, and
-// counts what each asks of Consul, its CPU time and its memory, for at
+// counts what each asks of Consul, its CPU time and its memory (leaderd's
+// with its keeper's added: a leaderd with a command is two processes), for at
 // least minWindow and until longer is closed (a longer window resolves CPU
 // time better: /proc counts it in 10ms ticks).
 // It also returns the memory of one of the children, the smallest Go
@@ -49,21 +50,33 @@ func (b *bench) idle(ctx context.Context, flavors []flavor, minWindow time.Durat
 		return nil, child, err
 	}
 	type sample struct {
-		s     *series
-		c     *cand
-		reqs  map[string]int
-		total int
-		cpu   int
+		s      *series
+		c      *cand
+		keeper int // its keeper's pid (leaderd), 0 if none
+		reqs   map[string]int
+		total  int
+		cpu    int // leaderd's and its keeper's
 	}
 	var samples []*sample
+	var pids []int
 	for _, s := range all {
 		for _, c := range s.live() {
-			t, k := c.port.snapshot()
-			cpu, err := cpuTicks(c.pid())
+			pids = append(pids, c.pid())
+		}
+	}
+	keepers := keepersOf(pids)
+	for _, s := range all {
+		for _, c := range s.live() {
+			k := keepers[c.pid()]
+			if s.f.Tool == toolLeaderd && k == 0 {
+				return nil, child, fmt.Errorf("%s: no keeper process found", c.label)
+			}
+			t, byKind := c.port.snapshot()
+			m, err := candMem(c.pid(), k)
 			if err != nil {
 				return nil, child, err
 			}
-			samples = append(samples, &sample{s: s, c: c, reqs: k, total: t, cpu: cpu})
+			samples = append(samples, &sample{s: s, c: c, keeper: k, reqs: byKind, total: t, cpu: m.cpu})
 		}
 	}
 	start := time.Now()
@@ -80,15 +93,7 @@ func (b *bench) idle(ctx context.Context, flavors []flavor, minWindow time.Durat
 			return nil, child, fmt.Errorf("%s exited during the idle window", sm.c.label)
 		}
 		t, k := sm.c.port.snapshot()
-		cpu, err := cpuTicks(sm.c.pid())
-		if err != nil {
-			return nil, child, err
-		}
-		mem, err := memOf(sm.c.pid())
-		if err != nil {
-			return nil, child, err
-		}
-		exeSize, exeRSS, err := exeResident(sm.c.pid())
+		m, err := candMem(sm.c.pid(), sm.keeper)
 		if err != nil {
 			return nil, child, err
 		}
@@ -105,11 +110,13 @@ func (b *bench) idle(ctx context.Context, flavors []flavor, minWindow time.Durat
 			Window:        elapsed.Seconds(),
 			PerMinute:     float64(t-sm.total) / minutes,
 			ByKind:        map[string]float64{},
-			RSSKiB:        mem.rss,
-			AnonKiB:       mem.anon,
-			ExeMappedKiB:  exeSize,
-			ExeRSSKiB:     exeRSS,
-			CPUSecPerHour: float64(cpu-sm.cpu) / clockTicks / elapsed.Hours(),
+			RSSKiB:        m.rss(),
+			AnonKiB:       m.anon(),
+			KeeperRSSKiB:  m.keeper.rss,
+			KeeperAnonKiB: m.keeper.anon,
+			ExeMappedKiB:  m.exeSize,
+			ExeRSSKiB:     m.exeRSS,
+			CPUSecPerHour: float64(m.cpu-sm.cpu) / clockTicks / elapsed.Hours(),
 		}
 		for kind, n := range k {
 			if d := n - sm.reqs[kind]; d > 0 {

@@ -48,7 +48,7 @@ var fullPlan = plan{
 	handovers: 60,
 	// Odd counts: the nearest-rank median is then the middle run.
 	crashRuns: map[string]int{leaderdFast.Name: 11, leaderdDefaults.Name: 9, consulLockDefaults.Name: 5,
-		leaderdAsConsulLock.Name: 3},
+		leaderdMatched.Name: 3},
 	idleWindow: time.Minute,
 	scaleN:     []int{10, 100, 500},
 	scaleHand:  15,
@@ -59,7 +59,7 @@ var fullPlan = plan{
 var quickPlan = plan{
 	handovers: 8,
 	crashRuns: map[string]int{leaderdFast.Name: 2, leaderdDefaults.Name: 1, consulLockDefaults.Name: 1,
-		leaderdAsConsulLock.Name: 1},
+		leaderdMatched.Name: 1},
 	idleWindow: 15 * time.Second,
 	scaleN:     []int{10, 50},
 	scaleHand:  3,
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 Measures leaderd against consul lock on one Consul v1.16.3 dev agent:
 graceful handover, crash failover, idle requests, footprint and scale.
 Writes RESULTS.md, results.json and the SVG charts into -out. The full run
-takes about 8 minutes on 2 cores, plus 5-8 minutes the first time to build
+takes about 8-10 minutes on 2 cores, plus 5-8 minutes the first time to build
 Consul; -quick takes about 2.
 
 Flags:
@@ -271,7 +271,7 @@ func (b *bench) crashAndIdle(ctx context.Context, p plan, crash, idle bool, r *R
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	flavors := []flavor{leaderdFast, leaderdDefaults, consulLockDefaults, leaderdAsConsulLock}
+	flavors := []flavor{leaderdFast, leaderdDefaults, consulLockDefaults, leaderdMatched}
 	crashRes := make([]CrashSeries, len(flavors))
 	var crashWG sync.WaitGroup
 	if crash {
@@ -290,7 +290,7 @@ func (b *bench) crashAndIdle(ctx context.Context, p plan, crash, idle bool, r *R
 	if idle {
 		wg.Go(func() {
 			b.log.Info("idle cost", "window", p.idleWindow)
-			ic, child, err := b.idle(ctx, []flavor{leaderdDefaults, consulLockDefaults, leaderdQuiet}, p.idleWindow, crashDone)
+			ic, child, err := b.idle(ctx, []flavor{leaderdDefaults, leaderdFast, consulLockDefaults, leaderdMatched}, p.idleWindow, crashDone)
 			if err != nil {
 				fail(err)
 				return

@@ -160,7 +160,9 @@ func runMany(n int, addr string) error {
 	runtime.ReadMemStats(&ms)
 	mem, _ := memOf(os.Getpid())
 	out, _ := json.Marshal(ManyResult{
-		RenewInterval: (elect.DefaultTTL / 3).Seconds(),
+		// elect's default renew interval, for a leader:
+		// min(TTL/3, (LockDelay − Margin)/3).
+		RenewInterval: (min(elect.DefaultTTL, elect.DefaultLockDelay-elect.DefaultMargin) / 3).Seconds(),
 		HeapInuseMiB:  float64(ms.HeapInuse) / (1 << 20),
 		SysMiB:        float64(ms.Sys) / (1 << 20),
 		RSSMiB:        float64(mem.rss) / 1024,

@@ -126,6 +126,7 @@ type port struct {
 	watching  int                  // blocking reads in flight
 	lastEvent time.Time            // start of the latest request that isn't periodic or a blocking read
 	acquired  time.Time            // when the latest acquire was answered
+	released  time.Time            // when the latest release was sent
 	answered  map[string]time.Time // by kind: when the latest request was answered
 	readStart time.Time            // the latest non-blocking read: sent
 	readEnd   time.Time            // ... and answered (zero while in flight)
@@ -165,8 +166,11 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 		defer pt.update(func() { pt.watching-- })
 	}
 	start := time.Now()
-	if kind == kindRead {
+	switch kind {
+	case kindRead:
 		pt.update(func() { pt.readStart, pt.readEnd = start, time.Time{} })
+	case kindRelease:
+		pt.update(func() { pt.released = start })
 	}
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 	rp.ServeHTTP(sw, r)
@@ -208,6 +212,13 @@ func (pt *port) lastRead() (start, end time.Time) {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	return pt.readStart, pt.readEnd
+}
+
+// lastRelease is when the candidate's latest release was sent.
+func (pt *port) lastRelease() time.Time {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.released
 }
 
 // lastAcquire is when the candidate's latest acquire was answered.

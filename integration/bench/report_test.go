@@ -22,12 +22,14 @@ func sample() *Results {
 			{Tool: toolLeaderd, Mode: modeSIGTERM, Latencies: []float64{8, 9}, Requests: []int{8, 8}, ChildKilled: 1},
 		},
 		Crash: []CrashSeries{
-			{Name: leaderdFast.Name, Tool: toolLeaderd, Flags: "-check-ttl 2s", Runs: []CrashRun{{Failover: 2500, ChildGone: 1, Timeline: []Interval{{Slot: 0, Start: -3, End: 0.001, How: "killed"}, {Slot: 1, Start: 2.5, End: 5.5, How: "running"}}}}},
-			{Name: leaderdDefaults.Name, Tool: toolLeaderd, Runs: []CrashRun{{Failover: 18000}, {Failover: 19000}}},
+			{Name: leaderdFast.Name, Tool: toolLeaderd, Flags: "-check-ttl 1s -lock-delay 2s -kill-timeout 500ms", Window: 3, Runs: []CrashRun{{Failover: 2500, ChildGone: 1.5, LeaderGone: 1, KeeperGone: 2, Timeline: []Interval{{Slot: 0, Start: -3, End: 0.001, How: "killed"}, {Slot: 1, Start: 2.5, End: 5.5, How: "running"}}}}},
+			{Name: leaderdDefaults.Name, Tool: toolLeaderd, Window: 13, Runs: []CrashRun{{Failover: 12000, ChildGone: 2, LeaderGone: 1}, {Failover: 13000, ChildGone: 3, LeaderGone: 1}}},
 			{Name: consulLockDefaults.Name, Tool: toolConsulLock, Runs: []CrashRun{{Failover: 44000, ChildGone: -1, OldChildAlive: true, Timeline: []Interval{{Slot: 2, Start: -3, End: 44, How: "orphan"}}}}},
 		},
 		Idle: []IdleCandidate{
-			{Flavor: leaderdDefaults.Name, Tool: toolLeaderd, Role: "follower", Window: 60, PerMinute: 18, ByKind: map[string]float64{kindRenew: 18}, RSSKiB: 12 << 10, AnonKiB: 2 << 10, ExeMappedKiB: 10 << 10, ExeRSSKiB: 9 << 10},
+			{Flavor: leaderdDefaults.Name, Tool: toolLeaderd, Role: "leader", Window: 60, PerMinute: 84, ByKind: map[string]float64{kindRenew: 24, kindCheck: 60}, RSSKiB: 20 << 10, AnonKiB: 4 << 10, KeeperRSSKiB: 8 << 10, KeeperAnonKiB: 2 << 10},
+			{Flavor: consulLockDefaults.Name, Tool: toolConsulLock, Role: "leader", Window: 60, PerMinute: 8, ByKind: map[string]float64{kindRenew: 8}, RSSKiB: 80 << 10, AnonKiB: 16 << 10},
+			{Flavor: leaderdDefaults.Name, Tool: toolLeaderd, Role: "follower", Window: 60, PerMinute: 72, ByKind: map[string]float64{kindRenew: 12, kindCheck: 60}, RSSKiB: 20 << 10, AnonKiB: 4 << 10, KeeperRSSKiB: 8 << 10, KeeperAnonKiB: 2 << 10, ExeMappedKiB: 20 << 10, ExeRSSKiB: 14 << 10},
 			{Flavor: consulLockDefaults.Name, Tool: toolConsulLock, Role: "follower", Window: 60, PerMinute: 12, ByKind: map[string]float64{kindRenew: 8, kindWatch: 4}, RSSKiB: 80 << 10, AnonKiB: 16 << 10},
 		},
 		Footprint: Footprint{LeaderdBytes: 15 << 20, LeaderdStrippedBytes: 10 << 20, ConsulBytes: 160 << 20, ChildRSSKiB: 2400, ChildAnonKiB: 700},
@@ -36,7 +38,7 @@ func sample() *Results {
 			{Tool: toolConsulLock, N: 10, Latencies: []float64{15, 16}, AcquireMs: []float64{5, 6}, Requests: []int{30, 31}, Restart: []int{4, 4}},
 			{Tool: toolConsulLock, N: 500, Skipped: "needs too much memory"},
 		},
-		Many: &ManyResult{Elections: 1000, Window: 30, RenewInterval: 10.0 / 3, Renews: 9, ByKind: map[string]int{kindRenew: 9}, RSSMiB: 40},
+		Many: &ManyResult{Elections: 1000, Window: 30, RenewInterval: 3, Renews: 10, ByKind: map[string]int{kindRenew: 10}, RSSMiB: 40},
 	}
 }
 
@@ -46,19 +48,43 @@ func TestMarkdown(t *testing.T) {
 	md := markdown(sample())
 	for _, want := range []string{
 		"| graceful handover (child exits), p50: at least as fast | 9.0 ms | 9.0 ms | 1.00× faster | **yes** |",
-		"| crash failover, leaderd defaults vs consul lock defaults, median: ≥ 2× faster | 18.0 s | 44.0 s | 2.44× faster | **yes** |",
-		"| crash failover, leaderd fast crash detection vs consul lock defaults, median: ≥ 10× faster | 2.5 s | 44.0 s | 17.60× faster | **yes** |",
-		"| idle requests/min of a follower: not above consul lock's | 18.0 | 12.0 | 1.50× consul lock's | **no** |",
-		"**still running in 1 of 1 runs**",
+		"| crash failover, leaderd defaults, median: ≤ 0.5× consul lock defaults' | 12.0 s | 44.0 s | 0.27× consul lock's (3.7× faster) | **yes** |",
+		"| crash failover, leaderd fast settings, median: ≤ 0.1× consul lock defaults' | 2.5 s | 44.0 s | 0.06× consul lock's (17.6× faster) | **yes** |",
+		"| crash: the killed leader's child outlives it: never (gone within 100 ms of it) | gone at most 2.0 ms after leaderd, in all 3 runs | still running at takeover in 1 of 1 runs | – | **yes** |",
+		"| idle requests/min of a leader, defaults: stated (to the servers + check passes to the local agent) | 24.0 + 60.0 = 84.0 | 8.0 + 0 | 3.00× consul lock's to the servers | stated |",
+		"| idle requests/min of a follower, defaults: stated (to the servers + check passes to the local agent) | 12.0 + 60.0 = 72.0 | 12.0 + 0 | 1.00× consul lock's to the servers | stated |",
+		"**outlived it: still running at takeover in 1 of 1 runs**",
+		"keeper gone 2.0 ms after the SIGKILL (median)",
+		"| 20.0 MiB | 4.0 MiB | 8.0 MiB; 2.0 MiB |",
+		"**Idle requests (stated, no target).**",
 		"| 500 | consul lock | skipped: needs too much memory |",
-		"**Idle requests.**",
 		"**Memory.**",
 		"**A defect: one SIGTERM can SIGKILL the child.** In 1 of 2",
 		"**Safety, not speed",
-		"(1.0 per 3.3 s renew interval, for all 1000 keys; 1000 sessions of their own would send 9000)",
+		"(1.0 per 3.0 s renew interval, for all 1000 keys; 1000 sessions of their own would send 10000)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{"**Crash failover,", "**A defect: a SIGKILLed leaderd's child outlived it.**"} {
+		if strings.Contains(md, unwanted) {
+			t.Errorf("markdown explains a target that is met: %q", unwanted)
+		}
+	}
+	// A miss is explained, with its figures.
+	r0 := sample()
+	r0.Crash[1].Runs = []CrashRun{{Failover: 25000}}
+	r0.Crash[0].Runs[0].ChildGone = 900
+	md0 := markdown(r0)
+	for _, want := range []string{
+		"| crash failover, leaderd defaults, median: ≤ 0.5× consul lock defaults' | 25.0 s | 44.0 s | 0.57× consul lock's (1.8× faster) | **no** |",
+		"**Crash failover, leaderd defaults.** leaderd's median was 25.0 s, 0.57× consul lock's 44.0 s",
+		"another candidate in 12.0–13.0 s after a leaderd crash",
+		"**A defect: a SIGKILLed leaderd's child outlived it.**",
+	} {
+		if !strings.Contains(md0, want) {
+			t.Errorf("markdown with misses lacks %q", want)
 		}
 	}
 	// leaderd is slower at 10 candidates in the sample: explained.

@@ -62,6 +62,9 @@ type HandoverSeries struct {
 	// successful acquire was answered (the rest of Latencies is what the
 	// new leader does before its child runs).
 	AcquireMs []float64
+	// ReleaseMs: from the old child's exit until the old leader sent its
+	// release (-1: none seen): what the old leader took to let go.
+	ReleaseMs []float64
 	// HerdMs: until the last acquire of the handover, anyone's, was
 	// answered: when the losers were done trying.
 	HerdMs []float64
@@ -111,6 +114,12 @@ type CrashRun struct {
 	// ChildGone is ms from the SIGKILL until the old leader's child was
 	// gone, or -1 if it was still running when the new child started.
 	ChildGone float64
+	// LeaderGone is ms from the SIGKILL until the killed process was
+	// reaped; ChildGone − LeaderGone is how long its child outlived it.
+	LeaderGone float64
+	// KeeperGone is ms from the SIGKILL until leaderd's keeper was gone
+	// (-1: none, or it was still running 5 s later).
+	KeeperGone float64
 	// OldChildAlive: the old child was still running when the new leader's
 	// child started (two "leaders" at once).
 	OldChildAlive bool
@@ -122,16 +131,20 @@ type CrashRun struct {
 
 // IdleCandidate is one candidate at steady state.
 type IdleCandidate struct {
-	Flavor        string
-	Flags         string
-	Tool          string
-	Role          string  // "leader" or "follower"
-	Window        float64 // seconds counted
-	PerMinute     float64 // requests reaching Consul per minute
-	ByKind        map[string]float64
+	Flavor    string
+	Flags     string
+	Tool      string
+	Role      string  // "leader" or "follower"
+	Window    float64 // seconds counted
+	PerMinute float64 // requests reaching Consul per minute
+	ByKind    map[string]float64
+	// Memory and CPU are the candidate's whole: for leaderd, the leaderd
+	// process and its keeper (`leaderd __keeper`) added up.
 	RSSKiB        int
 	AnonKiB       int // private anonymous memory: what each extra instance really costs
-	ExeMappedKiB  int // the process's own binary: mapped (smaps Size)
+	KeeperRSSKiB  int // the keeper's part of RSSKiB (0: no keeper)
+	KeeperAnonKiB int // the keeper's part of AnonKiB
+	ExeMappedKiB  int // the candidate's own binary: mapped (smaps Size), both processes
 	ExeRSSKiB     int // ... and resident (smaps Rss), shared with every process running it
 	CPUSecPerHour float64
 }
@@ -160,8 +173,9 @@ type ScalePoint struct {
 	Restart      []int          // consul lock: the replacement process's requests
 	RequestKinds map[string]int // Requests summed over all handovers, by kind
 	StartSec     float64        // starting N candidates until all wait
-	RSSMiB       float64        // sum of the candidates' RSS
-	AnonMiB      float64        // sum of their private anonymous memory
+	RSSMiB       float64        // sum of the candidates' RSS (leaderd: with their keepers)
+	AnonMiB      float64        // sum of their private anonymous memory (the same)
+	Processes    int            // how many processes that is
 	Skipped      string         // why the point wasn't measured
 }
 

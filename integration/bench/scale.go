@@ -28,10 +28,19 @@ func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoi
 		return pt, err
 	}
 	pt.StartSec = time.Since(start).Seconds()
+	var pids []int
 	for _, c := range s.live() {
-		if m, err := memOf(c.pid()); err == nil {
-			pt.RSSMiB += float64(m.rss) / 1024
-			pt.AnonMiB += float64(m.anon) / 1024
+		pids = append(pids, c.pid())
+	}
+	keepers := keepersOf(pids)
+	for _, c := range s.live() {
+		if m, err := candMem(c.pid(), keepers[c.pid()]); err == nil {
+			pt.RSSMiB += float64(m.rss()) / 1024
+			pt.AnonMiB += float64(m.anon()) / 1024
+			pt.Processes++
+			if m.keeperPID != 0 {
+				pt.Processes++
+			}
 		}
 	}
 	for range handovers {

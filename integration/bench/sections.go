@@ -6,9 +6,14 @@ import (
 	"strings"
 )
 
-// firstElectionWait is leaderd's wait before taking a missing key (one
-// lease window with the defaults): a start-up this long includes it.
-const firstElectionWait = 10.0
+// firstElectionWait is `leaderd run`'s wait with its defaults before it
+// takes a key that doesn't exist: lock-delay + margin (10 s + 2.5 s). A
+// start-up this long includes it.
+const firstElectionWait = 12.5
+
+// manyElectionWait is the same wait for package elect's defaults, which the
+// many-elections process uses: lock-delay 10 s + margin 1 s.
+const manyElectionWait = 11.0
 
 func handoverSection(b io.Writer, r *Results) {
 	if len(r.Handover) == 0 {
@@ -19,17 +24,18 @@ func handoverSection(b io.Writer, r *Results) {
 	w("Three candidates per tool on one key. The leader's child exits by itself (leaderd runs with `-restart`;\n")
 	w("consul lock releases and exits, and the benchmark starts a new waiter), or the leader process gets\n")
 	w("SIGTERM (and is restarted). Latency: the old child's exit line to the new child's start line, both\n")
-	w("written by the children. Requests: everything the candidates running at the start asked of Consul\n")
+	w("written by the children; in between, the old leader's release was sent, then the winner's acquire\n")
+	w("answered (times from the old child's exit, seen at the proxy). Requests: everything the candidates running at the start asked of Consul\n")
 	w("until all waited again, session renews left out; the replacement process's start-up is counted apart.\n\n")
-	w("| tool | trigger | n | p50 | p99 | max | acquire answered, p50 | then to child start, p50 | requests per handover | + replacement's start-up |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| tool | trigger | n | p50 | p99 | max | old leader's release sent, p50 | acquire answered, p50 | then to child start, p50 | requests per handover | + replacement's start-up |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, h := range r.Handover {
-		w("| %s | %s | %d | %s | %s | %s | %s | %s | %.1f (%s) | %.1f |\n", h.Tool, h.Mode, len(h.Latencies),
+		w("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %.1f (%s) | %.1f |\n", h.Tool, h.Mode, len(h.Latencies),
 			fmtMs(median(h.Latencies)), fmtMs(percentile(h.Latencies, 99)), fmtMs(maxOf(h.Latencies)),
-			fmtMs(median(h.AcquireMs)), fmtMs(afterAcquire(h.Latencies, h.AcquireMs)),
+			fmtMs(median(measured(h.ReleaseMs))), fmtMs(median(h.AcquireMs)), fmtMs(afterAcquire(h.Latencies, h.AcquireMs)),
 			meanInts(h.Requests), kinds(h.RequestKinds, float64(len(h.Requests))), meanInts(h.RestartRequests))
 		if h.ChildKilled > 0 {
-			w("| | | | | | | | | the old child was SIGKILLed, not stopped, in %d of %d | |\n", h.ChildKilled, len(h.Latencies))
+			w("| | | | | | | | | | the old child was SIGKILLed, not stopped, in %d of %d | |\n", h.ChildKilled, len(h.Latencies))
 		}
 	}
 	w("\nThe two tools' handovers ran in turn (one of each, and again), so load from elsewhere hits both alike.\n")
@@ -45,11 +51,13 @@ func crashSection(b io.Writer, r *Results) {
 	}
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("## Crash failover\n\n")
-	w("Three candidates; the leader process is SIGKILLed, run i of n at (i+½)/n of the way from one renew\n")
-	w("(fast crash detection: check pass) answered to the next, so the runs cover the renew cycle evenly;\n")
-	w("failover is the SIGKILL to the new child's start line. The configurations run side by side on\n")
-	w("separate keys.\n\n")
-	w("| configuration | flags | runs | failover, each run | median | consul lock defaults ÷ this | over the protocol's floor, median | old child at takeover |\n")
+	w("Three candidates; the leader process is SIGKILLed, run i of n at (i+½)/n of the way from one keep-alive\n")
+	w("answered to the next (a TTL check pass with the defaults and the fast settings, a session renew with\n")
+	w("`-check-ttl 0` and for consul lock), so the runs cover the cycle evenly; failover is the SIGKILL to the\n")
+	w("new child's start line. The configurations run side by side on separate keys. The last column says\n")
+	w("whether the killed leader's child outlived it: how long after the SIGKILL the child was gone, and how\n")
+	w("long after the killed process itself was (leaderd's keeper must kill the child at once when leaderd dies).\n\n")
+	w("| configuration | flags | runs | failover, each run | median | ÷ consul lock defaults | over the protocol's floor, median | old child after the SIGKILL |\n")
 	w("|---|---|---|---|---|---|---|---|\n")
 	cl := crashOf(r, consulLockDefaults.Name)
 	for _, cs := range r.Crash {
@@ -57,19 +65,26 @@ func crashSection(b io.Writer, r *Results) {
 			continue
 		}
 		var each []string
-		alive, gone, over := 0, []float64{}, []float64{}
+		alive, gone, outlived, keeper := 0, []float64{}, []float64{}, []float64{}
 		for _, run := range cs.Runs {
-			over = append(over, run.Failover-1000*(cs.Window-run.Phase))
 			each = append(each, fmt.Sprintf("%.1f", run.Failover/1000))
 			if run.OldChildAlive {
 				alive++
 			} else if run.ChildGone >= 0 {
 				gone = append(gone, run.ChildGone)
+				outlived = append(outlived, max(0, run.ChildGone-run.LeaderGone))
+			}
+			if run.KeeperGone >= 0 {
+				keeper = append(keeper, run.KeeperGone)
 			}
 		}
-		state := fmt.Sprintf("dead in every run (%s after the SIGKILL, median)", fmtMs(median(gone)))
+		state := fmt.Sprintf("gone in every run: %s after the SIGKILL (median, max %s); outlived the killed process by at most %s",
+			fmtMs(median(gone)), fmtMs(maxOf(gone)), fmtMs(maxOf(outlived)))
+		if len(keeper) > 0 {
+			state += fmt.Sprintf("; keeper gone %s after the SIGKILL (median)", fmtMs(median(keeper)))
+		}
 		if alive > 0 {
-			state = fmt.Sprintf("**still running in %d of %d runs**", alive, len(cs.Runs))
+			state = fmt.Sprintf("**outlived it: still running at takeover in %d of %d runs**", alive, len(cs.Runs))
 		}
 		flags := "`" + cs.Flags + "`"
 		if cs.Flags == "" {
@@ -77,25 +92,28 @@ func crashSection(b io.Writer, r *Results) {
 		}
 		ratio := "–"
 		if cl != nil {
-			ratio = fmt.Sprintf("%.1f×", median(failovers(cl))/median(failovers(&cs)))
+			ratio = fmt.Sprintf("%.2f×", median(failovers(&cs))/median(failovers(cl)))
 		}
 		w("| %s | %s | %d | %s s | %s | %s | %s | %s |\n", cs.Name, flags, len(cs.Runs), strings.Join(each, ", "),
-			fmtSec(median(failovers(&cs))), ratio, fmtMs(median(over)), state)
+			fmtSec(median(failovers(&cs))), ratio, fmtMs(overFloor(&cs)), state)
 	}
 	w("\n`consul lock` has no flag for its session TTL or lock-delay (`consul lock -h`: only `-monitor-retry`,\n")
 	w("`-timeout`, `-n`, `-name`, `-shell`, …): it always uses api.Lock's session, TTL 15s, lock-delay 15s\n")
 	w("(Consul's default, as api.Lock leaves it unset), bound to serfHealth. So instead of a consul lock with\n")
-	w("matched settings, leaderd is also run with consul lock's settings.\n\n")
-	w("The protocol's floor for a run is the window minus the kill's phase: Consul expires a session 2×TTL after\n")
-	w("its last renew (a session bound to a check: the check TTL after its last pass), then lock-delay runs;\n")
-	w("what a run takes beyond that is the tool's own delay. Over a whole cycle:\n")
-	w("- leaderd defaults (TTL 10s renewed every 3.3s, lock-delay 0): 16.7–20 s.\n")
-	w("- leaderd fast (check TTL 2s passed every 0.67s, lock-delay 1s): 2.3–3 s, plus the agent's check reaping.\n")
+	w("matched settings, leaderd is also run with consul lock's session: `-ttl 15s -lock-delay 15s -check-ttl 0`,\n")
+	w("bound to serfHealth only, renewing every 6 s (consul lock's 7.5 s is refused: lock-delay 15 s − margin 2.5 s\n")
+	w("must hold two renew intervals).\n\n")
+	w("The protocol's floor for a run is the window minus the kill's phase: Consul turns a TTL check critical\n")
+	w("check-ttl after its last pass, which invalidates a session bound to it; a session without a check expires\n")
+	w("2×TTL after its last renew; then lock-delay runs. What a run takes beyond that is the tool's own delay (and\n")
+	w("the agent's: it reaps TTL checks and syncs the critical status to the servers). Over a whole cycle:\n")
+	w("- leaderd defaults (check TTL 3s passed every 1s, lock-delay 10s): 12–13 s.\n")
+	w("- leaderd fast settings (check TTL 1s passed every 0.33s, lock-delay 2s): 2.7–3 s.\n")
 	w("- consul lock (TTL 15s renewed every 7.5s, lock-delay 15s): 37.5–45 s. A waiter refused during lock-delay\n")
 	w("  tries again 5 s later (api.Lock's DefaultLockRetryTime) and again; 15 s is three such waits plus their\n")
 	w("  round trips, so the third try lands just after lock-delay ends (the floor column): with a lock-delay\n")
 	w("  that is not a multiple of 5 s the fixed retry would add up to 5 s. leaderd retries when the delay ends.\n")
-	w("- leaderd with consul lock's settings: 37.5–45 s.\n\n")
+	w("- leaderd with consul lock's session (TTL 15s renewed every 6s, lock-delay 15s): 39–45 s.\n\n")
 }
 
 func idleSection(b io.Writer, r *Results) {
@@ -105,9 +123,15 @@ func idleSection(b io.Writer, r *Results) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("## Idle cost and footprint\n\n")
 	w("Three candidates per configuration, settled, counted over %.0f s (alongside the crash runs, which\n", r.Idle[0].Window)
-	w("use other keys). CPU time is utime+stime from /proc/<pid>/stat, extrapolated to an hour; memory is\n")
-	w("VmRSS and RssAnon (private anonymous memory) from /proc/<pid>/status at the end of the window.\n\n")
-	w("| configuration | role | requests/min | of which | CPU s/hour | RSS | private |\n|---|---|---|---|---|---|---|\n")
+	w("use other keys). Requests are split by where they go: the local agent forwards session and KV requests\n")
+	w("to the Consul servers; it answers TTL check passes alone (a pass that changes neither status nor output is\n")
+	w("not synced to the servers). CPU time is utime+stime from /proc/<pid>/stat, extrapolated to an hour; memory\n")
+	w("is VmRSS and RssAnon (private anonymous memory) from /proc/<pid>/status at the end of the window. A\n")
+	w("`leaderd run` with a command is two processes, leaderd and its keeper (`leaderd __keeper`, which owns the\n")
+	w("child's process group and enforces the lease): its CPU and memory are both processes added up, the\n")
+	w("keeper's share in its own column.\n\n")
+	w("| configuration | role | requests/min | to the servers | check passes to the local agent | of which | CPU s/hour | RSS | private | of which the keeper: RSS; private |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, name := range flavorsIn(r) {
 		for _, role := range []string{"leader", "follower"} {
 			ic := idleOf(r, name, role)
@@ -118,8 +142,13 @@ func idleSection(b io.Writer, r *Results) {
 			if ic.Flags != "" {
 				label += " `" + ic.Flags + "`"
 			}
-			w("| %s | %s | %.1f | %s | %.1f | %s | %s |\n", label, role, ic.PerMinute, kinds(ic.ByKind, 1),
-				ic.CPUSecPerHour, fmtKiB(ic.RSSKiB), fmtKiB(ic.AnonKiB))
+			srv, local := splitIdle(ic)
+			keeper := "–"
+			if ic.KeeperRSSKiB > 0 {
+				keeper = fmtKiB(ic.KeeperRSSKiB) + "; " + fmtKiB(ic.KeeperAnonKiB)
+			}
+			w("| %s | %s | %.1f | %.1f | %.1f | %s | %.1f | %s | %s | %s |\n", label, role, ic.PerMinute, srv, local, kinds(ic.ByKind, 1),
+				ic.CPUSecPerHour, fmtKiB(ic.RSSKiB), fmtKiB(ic.AnonKiB), keeper)
 		}
 	}
 	f := r.Footprint
@@ -153,20 +182,27 @@ func scaleSection(b io.Writer, r *Results) {
 			if len(p.Restart) > 0 {
 				req += fmt.Sprintf(" + %.0f replacement start-up", meanInts(p.Restart))
 			}
-			w("| %d | %s | %d | %s | %s | %s | %s | %s | %.1f s | %.0f MiB | %.0f MiB |\n", p.N, p.Tool, len(p.Latencies),
+			procs := ""
+			if p.Processes > 0 {
+				procs = fmt.Sprintf(" (%d processes)", p.Processes)
+			}
+			w("| %d | %s | %d | %s | %s | %s | %s | %s | %.1f s | %.0f MiB%s | %.0f MiB |\n", p.N, p.Tool, len(p.Latencies),
 				fmtMs(median(p.Latencies)), fmtMs(percentile(p.Latencies, 99)), fmtMs(median(p.AcquireMs)),
-				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), req, p.StartSec, p.RSSMiB, p.AnonMiB)
+				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), req, p.StartSec, p.RSSMiB, procs, p.AnonMiB)
 		}
 		for _, p := range r.Scale {
 			if p.Tool == toolLeaderd && p.StartSec >= firstElectionWait {
-				w("\nleaderd's start-up includes a deliberate wait of one lease window (TTL + lock-delay, 10 s): it takes a\n")
-				w("key that doesn't exist yet only then, because a missing key can mean Consul lost its state while an\n")
-				w("old leader still holds a lease. A released or expired key is taken at once, as in the handovers.\n")
+				w("\nleaderd's start-up includes a deliberate wait of lock-delay + margin (10 s + 2.5 s with the defaults):\n")
+				w("it takes a key that doesn't exist yet only that long after it first saw it missing, because a missing\n")
+				w("key can mean Consul lost its state while an old leader's lease still runs. A released or expired key\n")
+				w("is taken at once, as in the handovers.\n")
 				break
 			}
 		}
-		w("\n\"RSS, all\" adds up every process's RSS, so the binary's shared pages count once per process;\n")
-		w("\"private, all\" is the memory the candidates really take.\n\n![handover latency vs candidates](%s)\n\n", scaleFile)
+		w("\n\"RSS, all\" adds up every process's RSS (leaderd: each candidate's leaderd and keeper), so the binary's\n")
+		w("shared pages count once per process; \"private, all\" is the memory the candidates really take.\n")
+		w("With the defaults every leaderd candidate also passes its TTL check every second, so N candidates send the\n")
+		w("agent N check passes a second, on the same 2 cores.\n\n![handover latency vs candidates](%s)\n\n", scaleFile)
 	}
 	if m := r.Many; m != nil {
 		perInterval := float64(m.Renews) / (m.Window / m.RenewInterval)
@@ -174,8 +210,9 @@ func scaleSection(b io.Writer, r *Results) {
 		w("alone on its key so all lead): all led %.1f s after start; over %.0f s the process sent %d session renews\n", m.SetupSec, m.Window, m.Renews)
 		w("(%.1f per %.1f s renew interval, for all %d keys; %d sessions of their own would send %d), and %s in all.\n",
 			perInterval, m.RenewInterval, m.Elections, m.Elections, int(float64(m.Elections)*m.Window/m.RenewInterval), kinds(m.ByKind, 1))
-		if m.SetupSec >= firstElectionWait {
-			w("(The start includes leaderd's wait of one lease window before taking keys that don't exist yet.)\n")
+		if m.SetupSec >= manyElectionWait {
+			w("(The start includes elect's wait of lock-delay + margin, 10 s + 1 s with its defaults, before taking keys\n")
+			w("that don't exist yet.)\n")
 		}
 		w("Memory: RSS %.1f MiB, Go heap in use %.1f MiB, %.1f MiB from the OS, %d goroutines (%.1f KiB RSS per election).\n\n",
 			m.RSSMiB, m.HeapInuseMiB, m.SysMiB, m.Goroutines, m.RSSMiB*1024/float64(m.Elections))
