@@ -30,7 +30,8 @@ candidates in this process, each with its own session, and show:
      follower takes over in about one round trip (measured);
   3. a failover: the new leader is cut off from Consul without releasing
      anything, stops acting as leader when its local lease runs out, and a
-     follower takes over once Consul expires the session (measured).
+     follower takes over once Consul expired the session and its
+     lock-delay passed (measured).
 Everything is stopped and removed at the end, or on Ctrl-C.
 
 Exit codes: 0 the demo ran, 1 it could not (no consul, interrupted, ...),
@@ -43,7 +44,7 @@ const demoExamples = `
 func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo")
 	ttl := 3 * time.Second
-	fs.Var(durationValue{&ttl}, "ttl", "session TTL of the candidates, 3s..1m: the failover takes between TTL and 2×TTL")
+	fs.Var(durationValue{&ttl}, "ttl", "session TTL of the candidates, 3s..1m, also their lock-delay: the failover takes between 2×TTL and 3×TTL")
 	fs.noEnv["ttl"] = true
 	err := fs.parse(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -119,6 +120,9 @@ func demo(ctx context.Context, ttl time.Duration, getenv func(string) string, ou
 			Key:       key,
 			Candidate: elect.Candidate{ID: name, Name: "demo", StartedAt: time.Now()},
 			TTL:       ttl,
+			// The lease: after any end of a session Consul keeps the
+			// key from others this long.
+			LockDelay: ttl,
 		})
 		if err != nil {
 			return err
@@ -142,7 +146,8 @@ func demo(ctx context.Context, ttl time.Duration, getenv func(string) string, ou
 	}
 	followTimeout := 10 * time.Second
 
-	v.say("1. three candidates campaign for %q (TTL %v, renew every %v)", key, ttl, ttl/3)
+	v.say("1. three candidates campaign for %q (TTL %v, lock-delay %v: a leader's lease is its last renew + %v)",
+		key, ttl, ttl, ttl-elect.DefaultMargin)
 	first, err := v.waitElected(ctx, "", time.Time{}, followTimeout)
 	if err != nil {
 		return err
@@ -169,7 +174,7 @@ func demo(ctx context.Context, ttl time.Duration, getenv func(string) string, ou
 	v.say("3. %s is cut off from Consul: its requests fail, it can't renew and releases nothing", second.name)
 	t0 = time.Now()
 	byName(second.name).net.Cut()
-	bound := 2*ttl + ttl/3 + 5*time.Second
+	bound := 2*ttl + ttl + 5*time.Second // expiry, then lock-delay
 	third, err := v.waitElected(ctx, second.name, t0, bound)
 	if err != nil {
 		return err
@@ -187,7 +192,7 @@ func demo(ctx context.Context, ttl time.Duration, getenv func(string) string, ou
 	}
 	v.say("   -> %s stopped acting as leader %v after the cut (reason %s): its local lease ran out",
 		second.name, down.at.Sub(t0).Round(time.Millisecond), down.ev.Reason)
-	v.say("   -> %s took over %v after the cut, once Consul expired the session (TTL %v; Consul waits up to 2×TTL)",
+	v.say("   -> %s took over %v after the cut, once Consul expired the session (TTL %v; Consul waits up to 2×TTL) and the lock-delay passed",
 		third.name, third.at.Sub(t0).Round(time.Millisecond), ttl)
 	v.say("   -> never two leaders: %s had stopped %v before %s was elected",
 		second.name, third.at.Sub(down.at).Round(time.Millisecond), third.name)
