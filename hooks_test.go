@@ -67,7 +67,7 @@ func TestHookOrder(t *testing.T) {
 		time.Minute, "CONSUL_HTTP_TOKEN=secret", "OTHER=kept", "LEADERD_ROLE=stale")
 	for _, ev := range []elect.Event{
 		leaderEv("b", "s-b", 10),
-		leaderEv("b", "s-b", 10), // the same leader again: no hook
+		leaderEv("b", "s-b", 10),        // the same leader again: no hook
 		{Kind: elect.KindLeaderChanged}, // nobody leads: no role change
 		{Kind: elect.KindError, Attempt: 1},
 		{Kind: elect.KindElected, Token: 12},
@@ -148,7 +148,8 @@ func TestHookQueueFull(t *testing.T) {
 	}
 	r := newHookRig(t, `if [ "$LEADERD_TOKEN" = 0 ]; then echo hung > `+fifo+`; exec sleep 600; fi; echo "$LEADERD_TOKEN" >> `+out, 500*time.Millisecond)
 	r.h.event(elect.Event{Kind: elect.KindElected, Token: 0}) // hangs until its timeout
-	f, err := os.Open(fifo) // returns once the hung hook runs
+	// Opening the fifo returns once the hung hook runs.
+	f, err := os.Open(fifo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,39 +58,6 @@ func TestParseParityFlags(t *testing.T) {
 	}
 }
 
-func TestParityBadInput(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	svc := []string{"LEADERD_SERVICE", "web"}
-	tests := []struct {
-		name string
-		args []string
-		env  []string
-		want string
-	}{
-		{"negative timeout", []string{"run", "-timeout=-1s"}, svc, `invalid -timeout -1s: must not be negative`},
-		{"negative try", []string{"run", "-try=-1s"}, svc, `invalid -try -1s: must not be negative`},
-		{"negative timeout env", []string{"run"}, append(svc, "LEADERD_TIMEOUT", "-1s"), `invalid LEADERD_TIMEOUT -1s`},
-		{"negative hook timeout", []string{"run", "-hook-timeout=-1s"}, svc, `invalid -hook-timeout -1s: must not be negative`},
-		// A port the user named keeps its clear error, from the environment too.
-		{"named listen taken from env", []string{"run"}, append(svc, "LEADERD_LISTEN", taken.Addr().String()), `invalid LEADERD_LISTEN "` + taken.Addr().String() + `": listen tcp`},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), tc.args, envMap(tc.env...), &stdout, &stderr); code != exitUsage {
-				t.Errorf("exit code = %d, want %d; stderr:\n%s", code, exitUsage, stderr.String())
-			}
-			if lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n"); len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("stderr = %q, want one line containing %q", stderr.String(), tc.want)
-			}
-		})
-	}
-}
-
 // TestDefaultListen: which address the status server tries, and whether
 // it was named (only a default one may fall back to a free port).
 func TestDefaultListen(t *testing.T) {
