@@ -88,6 +88,19 @@ func listenFor(cfg runConfig, h http.Handler, log *slog.Logger) (*statusServer, 
 	return srv, nil
 }
 
+// warnShortTimeout says when -timeout can't be met on a key that doesn't
+// exist yet (a cron job's first night): such a key is taken only
+// lock-delay + margin after it was seen missing.
+func warnShortTimeout(cfg runConfig, log *slog.Logger) {
+	if cfg.Timeout <= 0 {
+		return
+	}
+	if missing := cfg.LockDelay + cfg.margin(); cfg.Timeout <= missing {
+		log.Warn("-timeout is not above lock-delay + margin: a key that does not exist yet can't be won within it",
+			"timeout", cfg.Timeout, "needs_over", missing)
+	}
+}
+
 // campaignDeadline settles the race between -timeout and winning: exactly
 // one of elected and giveUp returns true the first time; after a win,
 // elected stays true for every later term.

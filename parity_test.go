@@ -170,3 +170,20 @@ func TestRunTimeoutUnreachable(t *testing.T) {
 		t.Errorf("stderr lacks the give-up line:\n%s", stderr.String())
 	}
 }
+
+func TestWarnShortTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		timeout time.Duration
+		warn    bool
+	}{{0, false}, {10 * time.Second, true}, {12500 * time.Millisecond, true}, {30 * time.Second, false}} {
+		var buf bytes.Buffer
+		cfg, _, err := parseRunConfig([]string{"-service", "web", "-timeout", tc.timeout.String()}, envMap())
+		if err != nil {
+			t.Fatal(err)
+		}
+		warnShortTimeout(cfg, slog.New(slog.NewTextHandler(&buf, nil)))
+		if got := strings.Contains(buf.String(), "a key that does not exist yet"); got != tc.warn {
+			t.Errorf("-timeout %v: warned %v, want %v (%q)", tc.timeout, got, tc.warn, buf.String())
+		}
+	}
+}

@@ -104,6 +104,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 
 	log.Info("starting", "key", cfg.Key, "id", cfg.ID, "consul", client.Address(), "ttl", cfg.TTL,
 		"lock_delay", cfg.LockDelay, "check_ttl", cfg.CheckTTL, "command", len(cfg.Command) > 0)
+	warnShortTimeout(cfg, log)
 
 	// Signals: SIGHUP is forwarded; SIGINT/SIGTERM stop the child with the
 	// same signal, then the election (release, destroy). The election runs
