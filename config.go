@@ -138,6 +138,9 @@ const runExamples = `
   # run a cron-like worker on exactly one of N machines
   CONSUL_HTTP_ADDR=10.0.0.5:8500 leaderd run -service reports -- ./reports-worker --loop
 
+  # a nightly job on one of several hosts; the others give up after 30s (exit 4)
+  leaderd run -service nightly -timeout 30s -- /usr/local/bin/nightly-once
+
   # fast failover (about 3s after a crash, 2s after a session invalidation)
   leaderd run -service billing -check-ttl 1s -lock-delay 2s -kill-timeout 500ms -listen 127.0.0.1:9000 -- ./billing`
 
@@ -165,7 +168,7 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	fs.BoolVar(&cfg.Restart, "restart", false, "when the child exits by itself, give up leadership and keep campaigning (the child starts again on the next term) instead of exiting with its code")
 	fs.Var(passEnvValue{&cfg.PassEnv}, "pass-env", passEnvUsage)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "status HTTP server address (GET /v1/leader, /v1/health, /v1/status, /metrics); empty: off. "+
-		"Unless given: Nomad's allocated port \"status\" if the task has one, else 127.0.0.1:8787, or a free loopback port when that is taken (the log and /v1/status say which)")
+		"Unless given, inside Nomad the allocated port \"status\"; a default that is taken falls back to a free loopback port (logged, and shown in /v1/status)")
 	fs.Var(listValue{&cfg.Publish}, "publish", "where to publish leader status, comma list of: consul-tags, nomad-vars")
 	fs.Var(listValue{&cfg.Tags}, "tags", "extra Consul service tags for -publish consul-tags, comma list")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json (logs go to stderr)")
