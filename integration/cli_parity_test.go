@@ -159,7 +159,8 @@ func countRuns(t *testing.T, path string) int {
 // `leaderd run -timeout 30s`. A short job alone runs once per host: each
 // waiting host wins as soon as the one before finishes (a release is
 // instant). With the README's recipe, a done-marker in Consul written by
-// the job and checked first, it runs exactly once.
+// the job and checked first, it runs exactly once, unless the winner dies
+// mid-job: then a waiting host takes over and runs it again.
 func TestCronRecipe(t *testing.T) {
 	agent := consultest.Start(t, consultest.Options{})
 	consul := consultest.Binary(t)
@@ -185,6 +186,39 @@ func TestCronRecipe(t *testing.T) {
 		t.Logf("naive: the job ran %d times on 3 hosts; exit codes %v", n, codes)
 		if n < 2 {
 			t.Errorf("the job ran %d times; this test shows the hazard the recipe avoids, expected it to run again", n)
+		}
+	})
+
+	// The winner's host dies mid-job: no marker, so a host still waiting
+	// takes over once Consul ends the dead session (check-ttl + lock-delay
+	// with the defaults) and runs the job again: at least once, not once.
+	t.Run("winner dies", func(t *testing.T) {
+		seedKey(t, agent.Addr, "services/crashy/leader")
+		runs := filepath.Join(dir, "crashy-runs")
+		job := `marker="crashy/done/$(date -u +%F)"
+if consul kv get "$marker" >/dev/null 2>&1; then exit 0; fi
+echo "$LEADERD_ID" >> ` + runs + `
+if [ "$(wc -l < ` + runs + `)" -eq 1 ]; then echo "job hangs"; exec sleep 600; fi
+consul kv put "$marker" "$LEADERD_ID token $LEADERD_TOKEN"`
+		h := newHub()
+		hosts := []*proc{
+			start(t, h, "h1", env, "run", "-timeout", "30s", "-service", "crashy", "-log-format", "json", "--", "sh", "-c", job),
+			start(t, h, "h2", env, "run", "-timeout", "30s", "-service", "crashy", "-log-format", "json", "--", "sh", "-c", job),
+		}
+		hung := h.wait(t, 20*time.Second, 0, "the job hanging", func(l logLine) bool { return l.stdout && l.raw == "job hangs" })
+		winner, other := hung.p, hosts[0]
+		if other == winner {
+			other = hosts[1]
+		}
+		t0 := time.Now()
+		winner.signal(t, syscall.SIGKILL)
+		if code := other.exit(t, 30*time.Second); code != 0 {
+			t.Errorf("%s exited %d, want 0 (it ran the job)", other.name, code)
+		}
+		n := countRuns(t, runs)
+		t.Logf("winner dies: %s finished the job %v after %s was SIGKILLed; the job ran %d times", other.name, time.Since(t0).Round(100*time.Millisecond), winner.name, n)
+		if n != 2 {
+			t.Errorf("the job ran %d times, want 2 (the dead winner's, then the takeover's)", n)
 		}
 	})
 
