@@ -11,16 +11,20 @@ import (
 )
 
 // TestRunFastFailover: with -check-ttl the session is bound to a TTL check
-// leaderd passes; when the leader is SIGKILLed a follower takes over within
-// about the check TTL, far below the session TTL's 2×TTL.
+// leaderd passes every check-ttl/3; when the leader is SIGKILLed the check
+// goes critical check-ttl after its last pass, Consul invalidates the
+// session, and a follower takes over once the lock-delay has passed: about
+// check-ttl + lock-delay (the fast settings: 1s + 2s), far below the
+// session TTL's 2×TTL + lock-delay, and never before the lock-delay.
 func TestRunFastFailover(t *testing.T) {
 	agent := fastAgent(t)
 	h := newHub()
 	env := []string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CHILD_LOG=" + filepath.Join(t.TempDir(), "child.log")}
-	const checkTTL = 3 * time.Second
+	const checkTTL, lockDelay = time.Second, 2 * time.Second
 	args := func(id string) []string {
 		return []string{"run", "-service", "fast", "-id", id, "-ttl", "10s", "-check-ttl", checkTTL.String(),
-			"-kill-timeout", killTimeout, "-listen", "", "-log-format", "json", "--", "sh", "-c", childScript}
+			"-lock-delay", lockDelay.String(), "-kill-timeout", killTimeout, "-listen", "", "-log-format", "json",
+			"--", "sh", "-c", childScript}
 	}
 	a := start(t, h, "a", env, args("a")...)
 	first := waitChild(t, h, 20*time.Second, 0)
@@ -35,12 +39,18 @@ func TestRunFastFailover(t *testing.T) {
 	a.exit(t, 5*time.Second)
 	waitGone(t, int(first.num("pid")), 2*time.Second)
 	// The agent marks the check critical checkTTL after the last pass (at
-	// most checkTTL/3 before the kill), then invalidates the session.
-	bound := checkTTL + 3*time.Second
+	// most checkTTL/3 before the kill) and invalidates the session; the
+	// lock-delay runs from then.
+	earliest, bound := checkTTL-checkTTL/3+lockDelay, checkTTL+lockDelay+2*time.Second
 	second := waitChild(t, h, bound, mark)
-	t.Logf("fast failover: b's child started %v after SIGKILL of a (check TTL %v, session TTL 10s)", time.Since(t0), checkTTL)
+	elected := lineTime(t, h.wait(t, time.Second, mark, "b's election", from(second.p, "elected"))).Sub(t0)
+	t.Logf("fast failover: b elected %v and its child started %v after SIGKILL of a (allowed %v..%v; check TTL %v, lock-delay %v, session TTL 10s)",
+		elected, time.Since(t0), earliest, bound, checkTTL, lockDelay)
 	if second.p != b {
 		t.Errorf("%s took over, want b", second.p.name)
+	}
+	if elected < earliest {
+		t.Errorf("b elected %v after the crash, before Consul's earliest %v (check TTL − its pass interval + lock-delay)", elected, earliest)
 	}
 	b.signal(t, syscall.SIGTERM)
 	if code := b.exit(t, 5*time.Second); code != 0 {
@@ -96,7 +106,8 @@ func TestRunConsulTags(t *testing.T) {
 // a child that ignores SIGTERM: the child is killed at once.
 func TestRunSecondSignal(t *testing.T) {
 	agent := fastAgent(t)
-	// A key left by a release: a missing key would cost a 20s lease window.
+	// A key left by a release: a missing key would cost a lease window
+	// (lock-delay + margin: 10s + 5.5s).
 	seedKey(t, agent.Addr, "services/stubborn/leader")
 	h := newHub()
 	const kill = 5 * time.Second

@@ -14,16 +14,21 @@ import (
 	"github.com/leaderd/leaderd/integration/consultest"
 )
 
-// Short leases so failovers take seconds. -kill-timeout 500ms keeps the
-// window rule satisfied: ttl 3s - (500ms + 500ms) ≥ 2 × renew (1s).
+// Short leases so failovers take seconds; TTL-only sessions (-check-ttl
+// 0), so a crash is detected by the session TTL. -kill-timeout 500ms makes
+// leaderd's margin 1s: a leader's lease is its last proof + lock-delay −
+// margin = 1s, renewed every min(TTL/3, lease/3) ≈ 333ms.
 const (
-	testTTL     = 3 * time.Second
-	killTimeout = "500ms"
-	// failoverBound is the documented crash failover bound: Consul
-	// invalidates a TTL session at most 2×TTL after its last renew, and a
-	// follower acquires one round trip later. The slack is for a loaded
-	// two-core machine.
-	failoverBound = 2*testTTL + 2*time.Second
+	testTTL       = 3 * time.Second
+	testLockDelay = 2 * time.Second
+	killTimeout   = "500ms"
+	testRenew     = (testLockDelay - time.Second) / 3
+	// Consul invalidates a TTL session TTL..2×TTL after its last renew
+	// (at most a renew interval before a crash), then keeps the key from
+	// everyone for the lock-delay; a follower acquires one round trip
+	// later. failoverBound allows 2s more for a loaded two-core machine.
+	failoverEarliest = testTTL - testRenew + testLockDelay
+	failoverBound    = 2*testTTL + testLockDelay + 2*time.Second
 )
 
 // waitChild waits for a leaderd to start its child, then for that child
@@ -43,15 +48,16 @@ func fastAgent(t *testing.T) *consultest.Agent {
 }
 
 func runArgs(service, id string, extra ...string) []string {
-	args := []string{"run", "-service", service, "-id", id, "-ttl", testTTL.String(), "-kill-timeout", killTimeout,
-		"-listen", "127.0.0.1:0", "-log-format", "json"}
+	args := []string{"run", "-service", service, "-id", id, "-ttl", testTTL.String(), "-lock-delay", testLockDelay.String(),
+		"-check-ttl", "0", "-kill-timeout", killTimeout, "-listen", "127.0.0.1:0", "-log-format", "json"}
 	return append(args, extra...)
 }
 
 // TestRunElection: three `leaderd run` processes with a child each. Exactly
 // one child runs at a time; the endpoints agree on who leads; SIGTERM hands
-// over; SIGKILL of the leader kills its child too and a follower takes
-// over within the failover bound; fencing tokens increase.
+// over at once (a release imposes no lock-delay); SIGKILL of the leader
+// kills its child too and a follower takes over once Consul expired the
+// session and the lock-delay passed, not before; fencing tokens increase.
 func TestRunElection(t *testing.T) {
 	agent := fastAgent(t)
 	h := newHub()
@@ -114,8 +120,9 @@ func TestRunElection(t *testing.T) {
 		t.Errorf("token %d after %d: fencing tokens must increase", second.num("token"), token1)
 	}
 
-	// Crash: SIGKILL the leader. Its child dies with it (Pdeathsig), and a
-	// follower takes over once Consul expires the session.
+	// Crash: SIGKILL the leader. Its keeper kills its child at once, and a
+	// follower takes over once Consul expired the session and the
+	// lock-delay passed.
 	leader2, pid2 := second.p, int(second.num("pid"))
 	mark, t0 = h.mark(), time.Now()
 	leader2.signal(t, syscall.SIGKILL)
@@ -123,7 +130,12 @@ func TestRunElection(t *testing.T) {
 	waitGone(t, pid2, 2*time.Second)
 	third := waitChild(t, h, failoverBound, mark)
 	failover := time.Since(t0)
-	t.Logf("crash failover: %s's child started %v after SIGKILL of %s (bound %v)", third.p.name, failover, leader2.name, failoverBound)
+	elected := h.wait(t, time.Second, mark, "the election", from(third.p, "elected"))
+	t.Logf("crash failover: %s elected %v and its child started %v after SIGKILL of %s (allowed %v..%v)",
+		third.p.name, lineTime(t, elected).Sub(t0), failover, leader2.name, failoverEarliest, failoverBound)
+	if d := lineTime(t, elected).Sub(t0); d < failoverEarliest {
+		t.Errorf("%s elected %v after the crash, before Consul's earliest %v (TTL − renew interval + lock-delay)", third.p.name, d, failoverEarliest)
+	}
 	if third.num("token") <= second.num("token") {
 		t.Errorf("token %d after %d: fencing tokens must increase", third.num("token"), second.num("token"))
 	}
