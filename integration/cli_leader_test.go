@@ -112,8 +112,21 @@ func TestBadInputBinary(t *testing.T) {
 		want string
 	}{
 		{"unparsable duration", nil, []string{"run", "-service", "x", "-ttl", "abc"}, `leaderd run: invalid value "abc" for flag -ttl: time: invalid duration "abc"`},
-		{"negative ttl", []string{"LEADERD_TTL=-1s"}, []string{"run", "-service", "x"}, `leaderd run: invalid LEADERD_TTL -1s: must be between 1s and 24h0m0s`},
-		{"lock-delay over 60s", nil, []string{"run", "-service", "x", "-lock-delay", "2m"}, `leaderd run: invalid -lock-delay 2m0s: must be between 0s and 1m0s (Consul's cap)`},
+		{"negative ttl", []string{"LEADERD_TTL=-1s"}, []string{"run", "-service", "x"}, `leaderd run: invalid LEADERD_TTL: ttl -1s must be between 1s and 24h0m0s`},
+		{"lock-delay over 60s", nil, []string{"run", "-service", "x", "-lock-delay", "2m"}, `leaderd run: invalid -lock-delay: lock delay 2m0s must be above 0s and at most 1m0s: it is the leader's lease (Consul caps it at 1m0s)`},
+		// The safety rule: the lock-delay is the lease, so it can't be 0,
+		// and lock-delay − margin (kill-timeout + 500ms) must hold two
+		// renew intervals of at least 100ms each.
+		{"lock-delay 0", nil, []string{"run", "-service", "x", "-lock-delay", "0s"}, `leaderd run: invalid -lock-delay 0s: must be above 0s: the lock-delay is the leader's lease, all that protects it when Consul ends its session without telling it (README: Guarantees)`},
+		{"lock-delay 0 from env", []string{"LEADERD_LOCK_DELAY=0s"}, []string{"run", "-service", "x"}, `leaderd run: invalid LEADERD_LOCK_DELAY 0s: must be above 0s: the lock-delay is the leader's lease, all that protects it when Consul ends its session without telling it (README: Guarantees)`},
+		{"lease shorter than two renews", nil, []string{"run", "-service", "x", "-lock-delay", "3s", "-kill-timeout", "500ms", "-renew-interval", "1500ms"},
+			`leaderd run: invalid -lock-delay, -kill-timeout, -renew-interval: lock delay 3s - margin 1s = 2s leaves less than two renew intervals (2×1.5s): raise the lock delay, or lower the margin or the renew interval (margin = kill-timeout + 500ms)`},
+		{"kill-timeout eats the lease", nil, []string{"run", "-service", "x", "-lock-delay", "2s", "-kill-timeout", "1500ms"},
+			`leaderd run: invalid -lock-delay, -kill-timeout, -renew-interval: lock delay 2s - margin 2s = 0s leaves less than two renew intervals (2×3.333333333s): raise the lock delay, or lower the margin or the renew interval (margin = kill-timeout + 500ms)`},
+		{"renew interval under 100ms", nil, []string{"run", "-service", "x", "-renew-interval", "50ms"},
+			`leaderd run: invalid -renew-interval, -lock-delay: renew interval 50ms is below 100ms (by default it is a third of lock delay − margin): raise the lock delay or lower the margin`},
+		{"default renew interval under 100ms", nil, []string{"run", "-service", "x", "-lock-delay", "1200ms", "-kill-timeout", "500ms"},
+			`leaderd run: invalid -renew-interval, -lock-delay: renew interval 66.666666ms is below 100ms (by default it is a third of lock delay − margin): raise the lock delay or lower the margin`},
 		{"key with leading slash", nil, []string{"run", "-key", "/services/x/leader"}, `leaderd run: invalid -key "/services/x/leader": a Consul key must not start with '/'`},
 		{"listen taken", nil, []string{"run", "-service", "x", "-listen", taken.Addr().String()}, `leaderd run: invalid -listen "` + taken.Addr().String() + `": listen tcp ` + taken.Addr().String() + `: bind: address already in use`},
 		{"unreadable token file", nil, []string{"run", "-service", "x", "-token-file", "/nonexistent/token"}, `leaderd run: invalid -token-file: open /nonexistent/token: no such file or directory`},
@@ -195,9 +208,14 @@ func TestDemo(t *testing.T) {
 func TestDemoInterrupted(t *testing.T) {
 	h := newHub()
 	p := start(t, h, "demo", []string{"CONSUL_BIN=" + consultest.Binary(t)}, "demo")
-	h.wait(t, time.Minute, 0, "the demo's election", func(l logLine) bool {
-		return l.stdout && strings.Contains(l.raw, "elected, fencing token")
+	// The election, or the demo giving up (its error line on stderr): a
+	// demo that fails fails this test at once.
+	l := h.wait(t, time.Minute, 0, "the demo's election", func(l logLine) bool {
+		return l.stdout && strings.Contains(l.raw, "elected, fencing token") || !l.stdout && strings.HasPrefix(l.raw, "leaderd demo: ")
 	})
+	if !l.stdout {
+		t.Fatalf("the demo failed before its first election: %s", l.raw)
+	}
 	p.signal(t, syscall.SIGINT)
 	if code := p.exit(t, 15*time.Second); code != 1 {
 		t.Errorf("exit code after SIGINT = %d, want 1", code)
