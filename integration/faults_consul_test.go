@@ -13,7 +13,7 @@ import (
 
 // TestFaultConsulRestart: the (dev) Consul agent restarts and comes back
 // empty while a leader runs its child, right after the leader renewed (so
-// its lease still has ~2s to run). The old leader must stop before anyone
+// its lease, lock-delay − margin, still has ~2s to run). The old leader must stop before anyone
 // else is elected: exactly one new leader, no overlap. Tokens restart low:
 // the restart is an epoch for the checker (documented limit).
 //
@@ -25,7 +25,8 @@ import (
 //     in progress, say) and finds the key missing while the old leader
 //     still holds a lease it got from the lost state. Consul knows nothing
 //     of that lease, so the newcomer must not take a missing key before a
-//     lease window (TTL + lock-delay) has passed. Without such a wait it is
+//     lease window (lock-delay + margin from the answer that first showed
+//     it missing) has passed. Without such a wait it is
 //     elected within milliseconds and both children run for up to a renew
 //     interval (this test found that; see elect's missing-key wait).
 func TestFaultConsulRestart(t *testing.T) {
@@ -49,7 +50,7 @@ func TestFaultConsulRestart(t *testing.T) {
 			if late {
 				r.start("d", agent.Addr, nil)
 			}
-			down := r.wait(faultTTL+faultSlack, mark, "a stepping down", func(e history.Event) bool {
+			down := r.wait(faultLease+faultSlack, mark, "a stepping down", func(e history.Event) bool {
 				return e.Kind == history.SteppedDown && e.Candidate == "a" && e.Token == old.elected.Token
 			})
 			// Candidates may still be backing off from the outage (up to 10s).
@@ -113,17 +114,18 @@ func TestFaultConsulServerLoss(t *testing.T) {
 		return -1
 	}
 	// Once Consul has a raft leader again, it gives every session a fresh
-	// 2×TTL before expiring it, and the candidates need up to a renew
-	// interval to get a fresh proof of their own sessions. How long the
-	// raft election takes is Consul's business (~2s; far more on a
-	// saturated machine): bounds count from when it is over.
-	const bound = 2*faultTTL + faultTTL/3 + faultSlack
+	// 2×TTL before expiring it, then keeps the key for the lock-delay; the
+	// followers renew lazily (every TTL/2), so one may need that long to
+	// learn its own session is fine or make a new one. How long the raft
+	// election takes is Consul's business (~2s; far more on a saturated
+	// machine): bounds count from when it is over.
+	const bound = 2*faultTTL + faultLockDelay + faultTTL/2 + faultSlack
 
 	// Phase 1: a's server, the raft leader, dies.
 	mark := r.mark()
 	kill1 := r.note(history.Fault, "a", "kill consul server %s (raft leader, a's server)", raftLeader.NodeName)
 	raftLeader.Kill()
-	down := r.wait(faultTTL+faultSlack, mark, "a stepping down", evIs(history.SteppedDown, "a"))
+	down := r.wait(faultLease+faultSlack, mark, "a stepping down", evIs(history.SteppedDown, "a"))
 	raftBack := r.note(history.Note, "", "new raft leader %s", cl.Leader(t).NodeName)
 	next := r.leading(time.Until(raftBack.Add(bound)), mark, nil)
 	t.Logf("raft leader killed: a stepped down (%s) %s later; a new raft leader %s later; %s elected %s and its child started %s later",

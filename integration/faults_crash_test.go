@@ -8,11 +8,15 @@ import (
 )
 
 // TestFaultKillLeader: the leader is SIGKILLed. Its child dies with it
-// (Pdeathsig), and a follower takes over within the bound of the
-// configuration: 2×TTL (Consul's TTL timer) with TTL-only sessions;
-// check TTL + lock-delay with fast crash detection.
+// (the keeper kills it when leaderd's pipe ends), and a follower takes over
+// within the bound of the configuration: Consul's TTL timer (TTL..2×TTL
+// after the last renew) with TTL-only sessions, check TTL with fast crash
+// detection; then, either way, the lock-delay: an invalidation keeps the
+// key from everyone that long, so no follower may lead before it is over.
 func TestFaultKillLeader(t *testing.T) {
 	t.Parallel()
+	// The fast settings: a check passed every 333ms, lock-delay 2s.
+	const checkTTL, fastLockDelay = time.Second, 2 * time.Second
 	tests := []struct {
 		name  string
 		flags []string
@@ -23,18 +27,19 @@ func TestFaultKillLeader(t *testing.T) {
 		{
 			name: "ttl",
 			// Consul expires the session between TTL and 2×TTL after the
-			// last renew, which was at most a renew interval (TTL/3) before
-			// the kill.
-			earliest: faultTTL - faultTTL/3,
-			bound:    2*faultTTL + faultSlack,
+			// last renew, which was at most a renew interval before the
+			// kill; then the lock-delay runs.
+			earliest: faultTTL - faultRenew + faultLockDelay,
+			bound:    2*faultTTL + faultLockDelay + faultSlack,
 		},
 		{
-			name:  "check-ttl",
-			flags: []string{"-ttl", "10s", "-check-ttl", "2s", "-lock-delay", "500ms"},
+			name: "check-ttl",
+			flags: []string{"-ttl", "10s", "-check-ttl", checkTTL.String(), "-lock-delay", fastLockDelay.String()},
 			// The check goes critical check-ttl after its last pass (at most
-			// check-ttl/3 before the kill), then lock-delay.
-			earliest: 2*time.Second - 2*time.Second/3 + 500*time.Millisecond,
-			bound:    2*time.Second + 500*time.Millisecond + faultSlack,
+			// check-ttl/3 before the kill), then the lock-delay runs. The
+			// session TTL (2×10s) plays no part.
+			earliest: checkTTL - checkTTL/3 + fastLockDelay,
+			bound:    checkTTL + fastLockDelay + faultSlack,
 		},
 	}
 	for _, tc := range tests {
@@ -53,7 +58,7 @@ func TestFaultKillLeader(t *testing.T) {
 
 			mark := r.mark()
 			killed := a.kill()
-			gone := r.wait(2*time.Second, mark, "a's child gone (Pdeathsig)", func(e history.Event) bool {
+			gone := r.wait(2*time.Second, mark, "a's child gone (the keeper)", func(e history.Event) bool {
 				return e.Kind == history.ChildGone && e.PID == first.child.PID
 			})
 			next := r.leading(tc.bound+faultSlack, mark, nil)
@@ -99,14 +104,19 @@ func TestFaultFreezeLeader(t *testing.T) {
 			apid, cpid := r.freeze(a)
 			frozenAt := r.events(history.Frozen, "a", time.Time{}, time.Time{})[0].At
 			// The fault is the freeze; it lasts until the follower leads.
-			bElected := r.leading(2*faultTTL+faultSlack, mark, b).elected
+			// Consul expires a's session 2×TTL after its last renew at
+			// most, then keeps the key for the lock-delay.
+			bElected := r.leading(2*faultTTL+faultLockDelay+faultSlack, mark, b).elected
 
 			lastProof := r.lastProof(a, frozenAt)
-			leaseEnd := lastProof.Add(faultTTL - faultMargin)
-			t.Logf("a frozen %s after its last proof; its lease ended %s after the freeze; b elected %s after a's lease end, %s after a's last proof + TTL",
-				faultMS(frozenAt.Sub(lastProof)), faultMS(leaseEnd.Sub(frozenAt)), faultMS(bElected.At.Sub(leaseEnd)), faultMS(bElected.At.Sub(lastProof.Add(faultTTL))))
-			if !bElected.At.After(lastProof.Add(faultTTL)) {
-				t.Errorf("b elected at %v, before a's last proof %v + TTL: Consul let it in early", bElected.At, lastProof)
+			leaseEnd := lastProof.Add(faultLease)
+			// The earliest Consul may let b in: the session expires TTL
+			// after the last renew at the earliest, then the lock-delay.
+			earliest := lastProof.Add(faultTTL + faultLockDelay)
+			t.Logf("a frozen %s after its last proof; its lease ended %s after the freeze; b elected %s after a's lease end, %s after a's last proof + TTL + lock-delay",
+				faultMS(frozenAt.Sub(lastProof)), faultMS(leaseEnd.Sub(frozenAt)), faultMS(bElected.At.Sub(leaseEnd)), faultMS(bElected.At.Sub(earliest)))
+			if !bElected.At.After(earliest) {
+				t.Errorf("b elected at %v, before a's last proof %v + TTL + lock-delay: Consul let it in early", bElected.At, lastProof)
 			}
 			if !bElected.At.After(leaseEnd) {
 				t.Errorf("b elected at %v, before a's lease ended at %v", bElected.At, leaseEnd)
@@ -140,7 +150,7 @@ func TestFaultFreezeLeader(t *testing.T) {
 			}
 			// Strict: no stale tail allowed. a's claim ends at its lease end
 			// (it reads its clock on waking); its child must be dead by then.
-			rep := r.verify(history.Options{Lease: faultTTL - faultMargin})
+			rep := r.verify(history.Options{Lease: faultLease})
 			for _, n := range rep.Notices {
 				t.Logf("checker: %s", n)
 			}

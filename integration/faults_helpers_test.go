@@ -18,12 +18,20 @@ import (
 )
 
 // The fault tests share these settings: short leases so a fault plays out
-// in seconds. -kill-timeout 500ms makes leaderd's margin 1s, so with -ttl
-// 3s a leader's lease is its last proof + 2s and it renews every 1s.
+// in seconds, and TTL-only sessions (-check-ttl 0) unless a test binds its
+// session to a check. -kill-timeout 500ms makes leaderd's margin 1s, so a
+// leader's lease is its last proof + lock-delay − margin = 2s, and it
+// renews every min(ttl/3, lease/3) ≈ 667ms. A crashed leader's session
+// ends TTL..2×TTL after its last renew, then Consul keeps the key for
+// the lock-delay: a follower leads faultTTL−faultRenew+faultLockDelay to
+// 2×faultTTL+faultLockDelay after the crash.
 const (
 	faultTTL         = 3 * time.Second
+	faultLockDelay   = 3 * time.Second
 	faultKillTimeout = 500 * time.Millisecond
 	faultMargin      = faultKillTimeout + 500*time.Millisecond // leaderd's killMargin
+	faultLease       = faultLockDelay - faultMargin
+	faultRenew       = faultLease / 3 // below faultTTL/3
 	// faultSlack absorbs a loaded two-core machine in every bound.
 	faultSlack = 2 * time.Second
 	// faultPoll is how often the child log and child pids are polled.
@@ -52,11 +60,17 @@ type faultRig struct {
 
 func newFaultRig(t *testing.T, service string) *faultRig {
 	r := &faultRig{t: t, h: history.New(), service: service, childLog: filepath.Join(t.TempDir(), "children.log"),
-		settings: []string{"-ttl", faultTTL.String(), "-kill-timeout", faultKillTimeout.String()}}
+		settings: faultSettings()}
 	r.children = r.h.FollowChildLog(r.childLog, faultPoll)
 	// Registered first, so it runs last: after every process is killed.
 	t.Cleanup(r.children.Stop)
 	return r
+}
+
+// faultSettings are the flags of the fault leases (see faultTTL).
+func faultSettings() []string {
+	return []string{"-ttl", faultTTL.String(), "-lock-delay", faultLockDelay.String(),
+		"-check-ttl", "0", "-kill-timeout", faultKillTimeout.String()}
 }
 
 // faultProc is one leaderd process.
@@ -69,9 +83,9 @@ type faultProc struct {
 }
 
 // start runs `leaderd run` for candidate name against consul (host:port),
-// with ChildScript as its child. flags replace r.settings (-ttl 3s
-// -kill-timeout 500ms unless changed) where they repeat them: the flag
-// package keeps the last. env is added to the environment.
+// with ChildScript as its child. flags replace r.settings (faultSettings
+// unless changed) where they repeat them: the flag package keeps the
+// last. env is added to the environment.
 func (r *faultRig) start(name, consul string, flags []string, env ...string) *faultProc {
 	t := r.t
 	t.Helper()

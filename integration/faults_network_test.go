@@ -10,8 +10,10 @@ import (
 
 // TestFaultCutOff: the leader is cut off from Consul by a TCP proxy that
 // black-holes or drops its traffic. It steps down on its own when its
-// lease ends (lease_expired), before Consul lets the follower in, and
-// rejoins as a follower once the cut heals.
+// lease ends (lease_expired: lock-delay − margin after its last renew),
+// before Consul lets the follower in (its session expires TTL..2×TTL after
+// that renew, then the lock-delay runs), and rejoins as a follower once the
+// cut heals.
 func TestFaultCutOff(t *testing.T) {
 	t.Parallel()
 	for _, mode := range []proxyMode{proxyBlackhole, proxyDrop} {
@@ -32,12 +34,13 @@ func TestFaultCutOff(t *testing.T) {
 			mark := r.mark()
 			cut := r.note(history.Fault, "a", "cut off from Consul (%s)", mode)
 			proxy.set(mode)
-			down := r.wait(faultTTL+faultSlack, mark, "a stepping down", evIs(history.SteppedDown, "a"))
-			aReaped := r.wait(faultTTL+faultSlack, mark, "a's child reaped", evIs(history.ChildReaped, "a"))
-			next := r.leading(2*faultTTL+faultSlack, mark, b)
+			down := r.wait(faultLease+faultSlack, mark, "a stepping down", evIs(history.SteppedDown, "a"))
+			aReaped := r.wait(faultLease+faultSlack, mark, "a's child reaped", evIs(history.ChildReaped, "a"))
+			next := r.leading(2*faultTTL+faultLockDelay+faultSlack, mark, b)
 			bElected, bChild := next.elected, next.child
 
-			leaseEnd := r.lastProof(a, cut).Add(faultTTL - faultMargin)
+			proof := r.lastProof(a, cut)
+			leaseEnd := proof.Add(faultLease)
 			t.Logf("cut (%s): a stepped down (%s) %s after the cut, %s after its lease end; its child was reaped %s before b was elected; b elected %s and its child started %s after the cut",
 				mode, down.Note, faultMS(down.At.Sub(cut)), faultMS(down.At.Sub(leaseEnd)), faultMS(bElected.At.Sub(aReaped.At)),
 				faultMS(bElected.At.Sub(cut)), faultMS(bChild.At.Sub(cut)))
@@ -49,6 +52,9 @@ func TestFaultCutOff(t *testing.T) {
 			}
 			if !aReaped.At.Before(bElected.At) {
 				t.Errorf("a's child was reaped at %v, not before b was elected at %v", aReaped.At, bElected.At)
+			}
+			if earliest := proof.Add(faultTTL + faultLockDelay); !bElected.At.After(earliest) {
+				t.Errorf("b elected at %v, before a's last proof + TTL + lock-delay %v: Consul let it in early", bElected.At, earliest)
 			}
 
 			mark = r.mark()
@@ -71,17 +77,22 @@ func TestFaultCutOff(t *testing.T) {
 // leader") through an HTTP proxy in front of each candidate. While only
 // reads fail, the leader keeps renewing and keeps leading. While
 // everything fails, the leader steps down when its lease ends and not
-// before. Nobody loops hot: each candidate sends fewer than 3 requests a
+// before (TTL-only sessions: a check the candidates can't pass through the
+// proxy would end their sessions, which is TestFaultInvalidate's subject,
+// not this test's). Nobody loops hot: each candidate sends fewer than 3 requests a
 // second in either window (< 30 per 10s). Afterwards one leader again.
 func TestFaultConsulErrors(t *testing.T) {
 	t.Parallel()
 	agent := faultAgent(t)
 	r := newFaultRig(t, "errors")
-	// TTL 6s: renews every 2s and a 5s lease, so the reads-only phase
-	// proves "renews pass, leadership stays" even when a busy machine
-	// delays a renew by a second or two.
-	const ttl = 6 * time.Second
-	debug := []string{"-log-level", "debug", "-ttl", ttl.String()}
+	// Lock-delay 6s: a 5s lease renewed every 5s/3, so the reads-only
+	// phase proves "renews pass, leadership stays" even when a busy
+	// machine delays a renew by a second or two. TTL 6s: Consul keeps the
+	// sessions 2×TTL = 12s unrenewed, longer than the outage below, so the
+	// leader can only lose its lease, not its session.
+	const ttl, lockDelay = 6 * time.Second, 6 * time.Second
+	const lease = lockDelay - faultMargin
+	debug := []string{"-log-level", "debug", "-ttl", ttl.String(), "-lock-delay", lockDelay.String()}
 	var procs []*faultProc
 	proxies := map[*faultProc]*faultProxy{}
 	for _, id := range []string{"a", "b", "c"} {
@@ -124,7 +135,7 @@ func TestFaultConsulErrors(t *testing.T) {
 	}
 
 	// Reads fail; renews pass. The fault lasts until a has renewed its
-	// session 4 times through it (~8s).
+	// session 4 times through it (~7s).
 	mark := r.mark()
 	start, end := window("reads", isRead, func(start time.Time) {
 		for range 4 {
@@ -138,24 +149,29 @@ func TestFaultConsulErrors(t *testing.T) {
 		t.Errorf("elections while only reads failed: %v", evs)
 	}
 
-	// Everything fails, for 8s: longer than the lease (5s). The leader
-	// steps down at its lease end, not before.
+	// Everything fails, for 8s: longer than the lease (5s), shorter than
+	// the sessions' 2×TTL. The leader steps down at its lease end, not
+	// before.
 	const outage = 8 * time.Second
 	mark = r.mark()
 	start, end = window("all requests", everything, func(start time.Time) {
-		r.wait(ttl+faultSlack, mark, "a stepping down", evIs(history.SteppedDown, "a"))
+		r.wait(lease+faultSlack, mark, "a stepping down", evIs(history.SteppedDown, "a"))
 		// The rest of the outage is the fault itself, not synchronisation.
 		<-time.After(time.Until(start.Add(outage)))
 	})
 	down := r.events(history.SteppedDown, "a", start, end)[0]
-	leaseEnd := r.lastProof(a, start).Add(ttl - faultMargin)
+	leaseEnd := r.lastProof(a, start).Add(lease)
 	t.Logf("outage: a stepped down (%s) %s after it began, %s after its lease end", down.Note, faultMS(down.At.Sub(start)), faultMS(down.At.Sub(leaseEnd)))
 	if down.Note != "lease_expired" || down.At.Before(leaseEnd.Add(-time.Millisecond)) {
 		t.Errorf("a stepped down (%s) at %v; want lease_expired at its lease end %v, not before", down.Note, down.At, leaseEnd)
 	}
 
-	// Recovery: one leader again within the longest backoff (10s).
-	const recovery = 10*time.Second + faultSlack
+	// Recovery: one leader again once the candidates are out of their
+	// longest backoff (10s) and the old session is gone: a's release and
+	// destroy failed in the outage, so Consul expires its session 2×TTL
+	// after its last renew (up to 2×TTL − outage after the end), then
+	// keeps the key for the lock-delay.
+	const recovery = max(10*time.Second, 2*ttl-outage+lockDelay) + faultSlack
 	next := r.leading(recovery+faultSlack, mark, nil).child
 	t.Logf("after the outage: %s leads (child started) %s after it ended", next.Candidate, faultMS(next.At.Sub(end)))
 	r.verify(history.Options{Settle: []history.Settle{{What: "after the outage", After: end, Within: recovery}}})

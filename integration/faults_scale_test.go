@@ -55,7 +55,8 @@ func TestFaultRollingRestart(t *testing.T) {
 	// here is 127.0.0.1.
 	agent := faultAgent(t, `limits { http_max_conns_per_client = 1000 }`)
 	r := newFaultRig(t, "many")
-	// A longer TTL halves the renew load (50 renews every 2s).
+	// A longer TTL halves the renew load: the leader renews every
+	// lease/3 whatever the TTL, the 49 followers lazily every TTL/2 (3s).
 	flags := []string{"-ttl", "6s"}
 	joined := func(mark int, p *faultProc) {
 		t.Helper()
