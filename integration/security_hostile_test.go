@@ -12,7 +12,8 @@ import (
 )
 
 // liarConsul is a loopback HTTP server standing where leaderd expects
-// Consul. It answers the session calls as Consul would (unless all), and
+// Consul. It answers the session calls and the agent's check calls (the
+// session's TTL check, on by default) as Consul would (unless all), and
 // everything else through lie. It counts requests and records the tokens
 // it was sent.
 type liarConsul struct {
@@ -38,6 +39,8 @@ func (l *liarConsul) serve(w http.ResponseWriter, r *http.Request) {
 	l.tokens[r.Header.Get("X-Consul-Token")] = true
 	l.mu.Unlock()
 	switch {
+	case !l.all && strings.HasPrefix(r.URL.Path, "/v1/agent/check/"):
+		// register, update (pass), deregister: an empty 200, as Consul.
 	case l.all || !strings.HasPrefix(r.URL.Path, "/v1/session/"):
 		l.lie(w, r)
 	case r.URL.Path == "/v1/session/create":
@@ -87,7 +90,9 @@ func TestRunAgainstALiar(t *testing.T) {
 			lie: func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, "http://127.0.0.1:1"+r.URL.RequestURI(), http.StatusTemporaryRedirect)
 			},
-			want: "leaderd run: elect: create session: consul: PUT /v1/session/create: 307 Temporary Redirect",
+			// The first call with the default -check-ttl registers the
+			// session's check.
+			want: "leaderd run: elect: create session: register check leaderd:l1: consul: PUT /v1/agent/check/register: 307 Temporary Redirect",
 		},
 		{
 			name: "the key's Session is a number",
