@@ -33,7 +33,7 @@ func TestFaultKillLeader(t *testing.T) {
 			bound:    2*faultTTL + faultLockDelay + faultSlack,
 		},
 		{
-			name: "check-ttl",
+			name:  "check-ttl",
 			flags: []string{"-ttl", "10s", "-check-ttl", checkTTL.String(), "-lock-delay", fastLockDelay.String()},
 			// The check goes critical check-ttl after its last pass (at most
 			// check-ttl/3 before the kill), then the lock-delay runs. The
