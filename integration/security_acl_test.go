@@ -15,11 +15,13 @@ import (
 
 // TestACLLeastPrivilege proves the policy in testdata/leaderd-consul-policy.hcl
 // on a real ACL agent (default deny): `leaderd run` with every feature that
-// needs a permission (-check-ttl, -publish consul-tags, a child) works with
-// exactly that policy, and without any one of its rules stops with exit 1
-// and one line naming the permission Consul reported missing. The token,
-// from the environment or from a file, never shows in leaderd's output, its
-// HTTP endpoints or its command line.
+// needs a permission (the default -check-ttl, -publish consul-tags, a
+// child) works with exactly that policy, and without any one of its rules
+// stops with exit 1 and one line naming the permission Consul reported
+// missing. The node rule is for the session's TTL check, on by default:
+// with -check-ttl 0 leaderd works without it. The token, from the
+// environment or from a file, never shows in leaderd's output, its HTTP
+// endpoints or its command line.
 func TestACLLeastPrivilege(t *testing.T) {
 	agent := consultest.Start(t, consultest.Options{ACL: true, HCL: []string{`session_ttl_min = "1s"`}})
 	const service = "acl-least"
@@ -37,8 +39,11 @@ func TestACLLeastPrivilege(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(full+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Short leases, but leaderd's default -check-ttl (3s): the policy is
+	// for the defaults.
 	args := func(id string, extra ...string) []string {
-		a := runArgs(service, id, "-check-ttl", "3s", "-publish", "consul-tags", "-tags", "blue")
+		a := []string{"run", "-service", service, "-id", id, "-ttl", testTTL.String(), "-lock-delay", testLockDelay.String(),
+			"-kill-timeout", killTimeout, "-listen", "127.0.0.1:0", "-log-format", "json", "-publish", "consul-tags", "-tags", "blue"}
 		a = append(a, extra...)
 		return append(a, "--", "sh", "-c", childScript)
 	}
@@ -48,10 +53,15 @@ func TestACLLeastPrivilege(t *testing.T) {
 	consulAPI(t, agent, http.MethodPut, "/v1/kv/services/"+service+"/leader", map[string]bool{"released": true}, nil)
 
 	t.Run("token in CONSUL_HTTP_TOKEN", func(t *testing.T) {
-		runWithLeastPrivilege(t, agent, service, full, append(base, "CONSUL_HTTP_TOKEN="+full), args("env"))
+		runWithLeastPrivilege(t, agent, service, full, "leaderd:env", append(base, "CONSUL_HTTP_TOKEN="+full), args("env"))
 	})
 	t.Run("token in a file (-token-file)", func(t *testing.T) {
-		runWithLeastPrivilege(t, agent, service, full, base, args("file", "-token-file", tokenFile))
+		runWithLeastPrivilege(t, agent, service, full, "leaderd:file", base, args("file", "-token-file", tokenFile))
+	})
+	t.Run("-check-ttl 0 needs no node rule", func(t *testing.T) {
+		noNode := slices.DeleteFunc(slices.Clone(rules), func(r policyRule) bool { return r.kind == "node" })
+		tok := aclToken(t, agent, "leaderd-no-check", joinRules(noNode))
+		runWithLeastPrivilege(t, agent, service, tok, "", append(base, "CONSUL_HTTP_TOKEN="+tok), args("nocheck", "-check-ttl", "0"))
 	})
 	t.Run("leaderd leader needs key read only", func(t *testing.T) {
 		tok := aclToken(t, agent, "leaderd-leader", `key "services/`+service+`/leader" { policy = "read" }`)
@@ -61,9 +71,10 @@ func TestACLLeastPrivilege(t *testing.T) {
 		}
 	})
 
-	// Without any one rule: exit 1, one line naming what Consul said is
-	// missing. The key is watched before anything is written to it, so
-	// its missing rule shows as key:read.
+	// Without any one rule, with the defaults: exit 1, one line naming
+	// what Consul said is missing. The key is watched before anything is
+	// written to it, so its missing rule shows as key:read; the node rule
+	// is missed when leaderd registers its session's TTL check.
 	want := map[string]string{"key": "key:read", "session": "session:write", "node": "node:write", "service": "service:write"}
 	for i, r := range rules {
 		t.Run("without the "+r.kind+" rule", func(t *testing.T) {
@@ -91,8 +102,9 @@ func TestACLLeastPrivilege(t *testing.T) {
 
 // runWithLeastPrivilege runs one candidate with every feature and checks
 // that each works, that the token shows nowhere, and that a SIGTERM
-// cleans up what the permissions allowed it to create.
-func runWithLeastPrivilege(t *testing.T, agent *consultest.Agent, service, token string, env, args []string) {
+// cleans up what the permissions allowed it to create. checkID is the
+// session's TTL check, "" when -check-ttl is 0.
+func runWithLeastPrivilege(t *testing.T, agent *consultest.Agent, service, token, checkID string, env, args []string) {
 	t.Helper()
 	h := newHub()
 	p := start(t, h, "acl", env, args...)
@@ -112,17 +124,26 @@ func runWithLeastPrivilege(t *testing.T, agent *consultest.Agent, service, token
 	if len(entries) != 1 || !slices.Contains(entries[0].ServiceTags, "blue") {
 		t.Errorf("catalog ?tag=leader = %+v, want this instance tagged leader and blue", entries)
 	}
-	// -check-ttl: the session is bound to leaderd's TTL check, passing.
-	checkID := "leaderd:" + id
+	// The session is bound to the node's health (serfHealth) and, unless
+	// -check-ttl 0, to leaderd's TTL check, passing.
 	var checks map[string]struct{ Status string }
 	consulAPI(t, agent, http.MethodGet, "/v1/agent/checks", nil, &checks)
-	if checks[checkID].Status != "passing" {
-		t.Errorf("agent check %q = %+v, want passing (all checks: %v)", checkID, checks[checkID], checks)
+	wantChecks := []string{"serfHealth"}
+	if checkID != "" {
+		if want := "leaderd:" + id; checkID != want {
+			t.Fatalf("check id %q, want %q (the test is wrong)", checkID, want)
+		}
+		if checks[checkID].Status != "passing" {
+			t.Errorf("agent check %q = %+v, want passing (all checks: %v)", checkID, checks[checkID], checks)
+		}
+		wantChecks = append(wantChecks, checkID)
+	} else if _, ok := checks["leaderd:"+id]; ok {
+		t.Errorf("check leaderd:%s registered with -check-ttl 0 (all checks: %v)", id, checks)
 	}
 	var sessions []struct{ NodeChecks []string }
 	consulAPI(t, agent, http.MethodGet, "/v1/session/node/"+agent.NodeName, nil, &sessions)
-	if len(sessions) != 1 || !slices.Equal(sessions[0].NodeChecks, []string{checkID}) {
-		t.Errorf("sessions on the node = %+v, want one bound to %q", sessions, checkID)
+	if len(sessions) != 1 || !slices.Equal(sessions[0].NodeChecks, wantChecks) {
+		t.Errorf("sessions on the node = %+v, want one bound to %q", sessions, wantChecks)
 	}
 
 	// The token shows nowhere a user or a scraper can look.
@@ -153,8 +174,8 @@ func runWithLeastPrivilege(t *testing.T, agent *consultest.Agent, service, token
 	}
 	checks = nil
 	consulAPI(t, agent, http.MethodGet, "/v1/agent/checks", nil, &checks)
-	if _, ok := checks[checkID]; ok {
-		t.Errorf("check %q still registered after exit", checkID)
+	if _, ok := checks["leaderd:"+id]; ok {
+		t.Errorf("check leaderd:%s still registered after exit", id)
 	}
 	for _, l := range h.lines {
 		if strings.Contains(l.raw, token) {

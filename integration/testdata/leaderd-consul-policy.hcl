@@ -1,7 +1,7 @@
 # Least-privilege Consul ACL policy for `leaderd run`, tested against
 # Consul 1.16.3 by integration/security_acl_test.go (TestACLLeastPrivilege):
-# leaderd works with exactly these rules, and without any one of them it
-# exits 1 naming the permission Consul reported.
+# leaderd with its default flags works with exactly these rules, and without
+# any one of them it exits 1 naming the permission Consul reported.
 #
 # Replace SERVICE with the -service name (if you set -key, use that key in
 # the key rule instead of services/SERVICE/leader) and NODE with the node
@@ -20,8 +20,10 @@ session "NODE" {
   policy = "write"
 }
 
-# Only with -check-ttl (fast crash detection): register, pass and
-# deregister the session's TTL check on the node.
+# The session's TTL check (fast crash detection, on by default: -check-ttl
+# 3s): register, pass and deregister it on the node. Not needed with
+# -check-ttl 0 (a TTL-only session: a crashed leader is then replaced after
+# up to 2×ttl + lock-delay instead of check-ttl + lock-delay).
 node "NODE" {
   policy = "write"
 }
