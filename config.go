@@ -79,6 +79,7 @@ type runConfig struct {
 	PassStdin   bool          // the child reads leaderd's stdin
 	Hook        string        // shell line run on every role change (hooks.go)
 	HookTimeout time.Duration // 0: defaultHookTimeout
+	Slots       int           // -n above 1: up to Slots holders at once (slots.go); 0: one leader
 }
 
 // margin is elect.Config.Margin for this configuration.
@@ -174,6 +175,7 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: text or json (logs go to stderr)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	registerParityFlags(fs, cfg)
+	registerSlotsFlags(fs, cfg)
 	cf.register(fs)
 	return fs
 }
@@ -200,6 +202,9 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	cfg.AllocID = getenv("NOMAD_ALLOC_ID")
 	if cfg.Service == "" {
 		cfg.Service = nomadService(getenv)
+	}
+	if cfg.Key == "" && cfg.Service != "" && cfg.Slots > 1 {
+		cfg.Key = slotsKeyFor(cfg.Service)
 	}
 	if cfg.Key == "" && cfg.Service != "" {
 		cfg.Key = "services/" + cfg.Service + "/leader"
@@ -246,6 +251,7 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 		}
 	}
 	errs = append(errs, parityErrors(cfg, fs)...)
+	errs = append(errs, slotsErrors(cfg, fs)...)
 	for _, p := range cfg.Publish {
 		if p != publishConsulTags && p != publishNomadVars {
 			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, publishConsulTags, publishNomadVars)

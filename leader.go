@@ -44,6 +44,8 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	fs.StringVar(&key, "key", "", "Consul KV key of the election (wins over -service)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
 	fs.BoolVar(&watch, "watch", false, "keep printing every change of leader")
+	var slots int
+	fs.IntVar(&slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default services/<service>/slots)")
 	fs.noEnv["json"], fs.noEnv["watch"] = true, true
 	cf.register(fs)
 	err := fs.parse(args, getenv)
@@ -59,6 +61,9 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if service == "" {
 		service = nomadService(getenv)
+	}
+	if key == "" && service != "" && slots > 1 {
+		key = slotsKeyFor(service)
 	}
 	if key == "" && service != "" {
 		key = "services/" + service + "/leader"
@@ -90,6 +95,9 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 		fmt.Fprintln(stdout, leaderText(l))
 	}
 
+	if slots > 1 {
+		return printHolders(ctx, client, key, watch, asJSON, stdout, stderr)
+	}
 	if !watch {
 		l, err := elect.CurrentLeader(ctx, client, key)
 		if err != nil {

@@ -55,7 +55,8 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	// The publishers are built once the status server listens; the
 	// step-down hook reads them then.
 	var pubs []nomad.Publisher
-	var e *elect.Election
+	var e campaign
+	var slots *elect.Slots
 	ecfg := cfg.electConfig(startedAt)
 	ecfg.Logger = log
 	var deadline campaignDeadline // -timeout against the first win
@@ -81,12 +82,12 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			sup.Extend(t.Token, end)
 		}
 	}
-	e, err = elect.New(meteredConsul{client, m}, ecfg)
+	e, slots, err = newCampaign(meteredConsul{client, m}, cfg.Slots, ecfg)
 	if err != nil {
 		return exitFor(stderr, "run", usagef("%s", oneLine(err)))
 	}
 
-	st := &status{id: cfg.ID, service: cfg.Service, state: e.State, metrics: m, now: time.Now}
+	st := &status{id: cfg.ID, service: cfg.Service, state: e.State, metrics: m, now: time.Now, slots: slots}
 	var srv *statusServer
 	if cfg.Listen != "" {
 		srv, err = listenFor(cfg, st.routes(), log)
@@ -256,7 +257,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 // resign gives up the term whose child exited by itself, not a later
 // term (the exit may be seen late); the election keeps campaigning and
 // the next term starts a new child.
-func resign(ctx context.Context, e *elect.Election, token uint64, log *slog.Logger) {
+func resign(ctx context.Context, e campaign, token uint64, log *slog.Logger) {
 	if err := e.ResignTerm(ctx, token); err != nil && !errors.Is(err, elect.ErrNotLeader) && ctx.Err() == nil {
 		log.Warn("resign failed", "err", err)
 	}
@@ -299,7 +300,7 @@ func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg r
 // publishFollower tells every publisher this instance no longer leads.
 // It runs in elect's OnStepDown, before the child is stopped and the key
 // released; Publish only stores the latest state, so it never blocks.
-func publishFollower(pubs []nomad.Publisher, cfg runConfig, e *elect.Election) {
+func publishFollower(pubs []nomad.Publisher, cfg runConfig, e campaign) {
 	s := nomad.Status{ID: cfg.ID, Address: cfg.Address, Since: time.Now(), Role: nomad.RoleFollower, Session: e.State().Session}
 	for _, p := range pubs {
 		p.Publish(s)

@@ -32,6 +32,8 @@ type status struct {
 	now     func() time.Time
 	failed  atomic.Bool // Run returned: nothing renews or campaigns any more
 	listen  string      // the status server's bound address, set before it serves
+
+	slots *elect.Slots // -n N: the holders, in /v1/status and /metrics
 }
 
 func (s *status) routes() *http.ServeMux {
@@ -111,6 +113,7 @@ type statusView struct {
 	ConsulReachable bool        `json:"consul_reachable"`
 	LastError       string      `json:"last_error,omitempty"`
 	Listen          string      `json:"listen,omitempty"` // where this server listens (a default may fall back to a free port)
+	Slots           *slotsView  `json:"slots,omitempty"`  // -n N
 }
 
 func (s *status) status(w http.ResponseWriter, r *http.Request) {
@@ -118,7 +121,7 @@ func (s *status) status(w http.ResponseWriter, r *http.Request) {
 	v := statusView{
 		ID: s.id, Service: s.service, Key: st.Key, Role: "follower",
 		Leader: viewOf(st.Leader), Session: st.Session,
-		LastRenew: st.LastRenew, ConsulReachable: st.Reachable, Listen: s.listen,
+		LastRenew: st.LastRenew, ConsulReachable: st.Reachable, Listen: s.listen, Slots: slotsViewOf(s.slots),
 	}
 	if leading(st, now) {
 		v.Role, v.Token = "leader", st.Token
@@ -133,6 +136,7 @@ func (s *status) status(w http.ResponseWriter, r *http.Request) {
 func (s *status) metricsHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	s.metrics.write(w, s.state(), s.now())
+	writeSlotsMetrics(w, s.slots)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -98,7 +98,13 @@ func (c *slotCand) stop(t *testing.T) {
 
 func startSlots(t *testing.T, f *fakeConsul, b *slotBook, id string, limit int) *slotCand {
 	t.Helper()
-	c := &slotCand{id: id, conn: &slotsCut{CutConsul: &CutConsul{Consul: f}, f: f}, done: make(chan error, 1)}
+	return startSlotsHooked(t, f, b, id, limit, nil)
+}
+
+// startSlotsHooked is startSlots with a slotsCut.beforeTxn hook.
+func startSlotsHooked(t *testing.T, f *fakeConsul, b *slotBook, id string, limit int, beforeTxn func([]consulhttp.TxnKVOp) bool) *slotCand {
+	t.Helper()
+	c := &slotCand{id: id, conn: &slotsCut{CutConsul: &CutConsul{Consul: f}, f: f, beforeTxn: beforeTxn}, done: make(chan error, 1)}
 	cfg := slotsTiming
 	cfg.Key = slotsPrefix
 	cfg.Candidate.ID = id
@@ -214,63 +220,49 @@ func TestSlotsFillAndRefill(t *testing.T) {
 
 // A holder cut off from Consul whose session is then destroyed: others
 // see its contender key gone at once, but take its slot only a prune wait
-// later, after its lease has ended. `consul lock -n` would not wait.
+// later, after its lease has ended (`consul lock -n` would not wait). With
+// a gap in what the contender saw (its watch failed), the wait counts
+// again from the next answer.
 func TestSlotsPruneWaitsOutTheDeadHoldersLease(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newEmptyFake(t)
-		b := newSlotBook(t, 1)
-		a := startSlots(t, f, b, "a", 1)
-		waitFor(t, 10*time.Second, "a holds", func() bool { return a.s.State().Leading })
-		bc := startSlots(t, f, b, "b", 1)
-		time.Sleep(5 * time.Second)
-		synctest.Wait()
-		a.conn.cutOff()
-		sid := a.s.State().Session
-		killed := time.Now()
-		f.invalidate(sid)
-		waitFor(t, 10*time.Second, "b holds", func() bool { return bc.s.State().Leading })
-		took := bc.s.State().LeaseEnd.Add(-(slotsTiming.LockDelay - slotsTiming.Margin)).Sub(killed)
-		if wait := slotsTiming.LockDelay + slotsTiming.Margin; took < wait {
-			t.Errorf("b joined %v after a's session died; the prune wait is %v", took, wait)
-		}
-		if got := b.steppedAt("a"); len(got) != 1 || got[0].After(b.electedAt("b")[0]) {
-			t.Errorf("a stepped down at %v, b elected at %v", got, b.electedAt("b"))
-		}
-		if lk, _ := lockOf(t, f); lk.Holders[sid] || len(lk.Holders) != 1 {
-			t.Errorf("holders %v: the dead holder must be pruned", lk.Holders)
-		}
-		a.conn.SetCut(false)
-		bc.stop(t)
-		a.stop(t)
-	})
+	for _, gap := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gap=%v", gap), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { testPruneWait(t, gap) })
+		})
+	}
 }
 
-// After a gap in what a contender saw (its watch failed), a dead holder's
-// wait counts again from the next answer.
-func TestSlotsPruneWaitCountsAfreshAfterAGap(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		f := newEmptyFake(t)
-		b := newSlotBook(t, 1)
-		a := startSlots(t, f, b, "a", 1)
-		waitFor(t, 10*time.Second, "a holds", func() bool { return a.s.State().Leading })
-		bc := startSlots(t, f, b, "b", 1)
-		time.Sleep(time.Second)
-		synctest.Wait()
-		a.conn.cutOff()
-		f.invalidate(a.s.State().Session)
+func testPruneWait(t *testing.T, gap bool) {
+	f := newEmptyFake(t)
+	b := newSlotBook(t, 1)
+	a := startSlots(t, f, b, "a", 1)
+	waitFor(t, 10*time.Second, "a holds", func() bool { return a.s.State().Leading })
+	bc := startSlots(t, f, b, "b", 1)
+	time.Sleep(5 * time.Second)
+	synctest.Wait()
+	a.conn.cutOff()
+	sid := a.s.State().Session
+	f.invalidate(sid)
+	seen := time.Now() // b's watch answers at once
+	if gap {
 		time.Sleep(time.Second)
 		bc.conn.cutOff()
 		time.Sleep(time.Second)
 		bc.conn.SetCut(false)
-		back := time.Now()
-		waitFor(t, 20*time.Second, "b holds", func() bool { return bc.s.State().Leading })
-		if took, wait := b.electedAt("b")[0].Sub(back), slotsTiming.LockDelay+slotsTiming.Margin; took < wait {
-			t.Errorf("b joined %v after its gap ended; the wait must start afresh (%v)", took, wait)
-		}
-		a.conn.SetCut(false)
-		bc.stop(t)
-		a.stop(t)
-	})
+		seen = time.Now()
+	}
+	waitFor(t, 20*time.Second, "b holds", func() bool { return bc.s.State().Leading })
+	if took, wait := b.electedAt("b")[0].Sub(seen), slotsTiming.LockDelay+slotsTiming.Margin; took < wait {
+		t.Errorf("b joined %v after it saw a dead; the prune wait is %v", took, wait)
+	}
+	if got := b.steppedAt("a"); len(got) != 1 || got[0].After(b.electedAt("b")[0]) {
+		t.Errorf("a stepped down at %v, b elected at %v", got, b.electedAt("b"))
+	}
+	if lk, _ := lockOf(t, f); lk.Holders[sid] || len(lk.Holders) != 1 {
+		t.Errorf("holders %v: the dead holder must be pruned", lk.Holders)
+	}
+	a.conn.SetCut(false)
+	bc.stop(t)
+	a.stop(t)
 }
 
 // Another writer changes .lock between a contender's read and its CAS:
@@ -289,9 +281,8 @@ func TestSlotsLostCASRereads(t *testing.T) {
 		if _, ok, err := f.TxnKV(t.Context(), []consulhttp.TxnKVOp{{Verb: consulhttp.TxnLock, Key: slotsPrefix + "/" + x, Flags: SemaphoreFlags, Session: x}}); !ok || err != nil {
 			t.Fatalf("x contender: %v %v", ok, err)
 		}
-		cut := &slotsCut{CutConsul: &CutConsul{Consul: f}, f: f}
 		raced := false
-		cut.beforeTxn = func(ops []consulhttp.TxnKVOp) bool {
+		bc := startSlotsHooked(t, f, b, "b", 2, func(ops []consulhttp.TxnKVOp) bool {
 			if len(ops) < 2 || ops[1].Verb != consulhttp.TxnCAS {
 				return false
 			}
@@ -303,24 +294,13 @@ func TestSlotsLostCASRereads(t *testing.T) {
 			}
 			raced = true
 			return true
-		}
-		cfg := slotsTiming
-		cfg.Key, cfg.Candidate.ID = slotsPrefix, "b"
-		cfg.OnElected = func(tm Term) { b.onElected("b", tm) }
-		cfg.OnStepDown = func(tm Term, _ Reason) { b.onStepDown("b", tm) }
-		s, err := NewSlots(cut, cfg, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- s.Run(ctx) }()
+		})
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		if !raced {
 			t.Fatal("b never tried to join")
 		}
-		if s.State().Leading {
+		if bc.s.State().Leading {
 			t.Errorf("b holds a slot: a and x hold both")
 		}
 		lk, _ := lockOf(t, f)
@@ -332,11 +312,8 @@ func TestSlotsLostCASRereads(t *testing.T) {
 		delete(lk.Holders, x)
 		v, _ := json.Marshal(lk)
 		f.TxnKV(t.Context(), []consulhttp.TxnKVOp{{Verb: consulhttp.TxnCAS, Key: lp.Key, Value: v, Flags: SemaphoreFlags, Index: lp.ModifyIndex}, {Verb: consulhttp.TxnDelete, Key: slotsPrefix + "/" + x}})
-		waitFor(t, time.Second, "b holds after x left", func() bool { return s.State().Leading })
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("b: Run: %v", err)
-		}
+		waitFor(t, time.Second, "b holds after x left", func() bool { return bc.s.State().Leading })
+		bc.stop(t)
 		a.stop(t)
 	})
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net/http"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,4 +179,47 @@ func TestFaultConsulErrors(t *testing.T) {
 	for _, p := range procs {
 		p.stop()
 	}
+}
+
+// TestFaultWatchErrorInLockDelay: a follower's connection to Consul blips
+// (one watch fails) while it waits out the lock-delay of a crashed
+// leader's session. The key is free and stays free, so once the lock-delay
+// is over the follower must lead: a watch error makes it forget the key,
+// and it has to read the key afresh, not block on the index of an answer
+// it no longer trusts (that blocking read returns only when the key
+// changes, or after the watch wait: minutes). Found by this test: elect's
+// onWatch forgot the key on an error (seen = false) but kept its index.
+func TestFaultWatchErrorInLockDelay(t *testing.T) {
+	t.Parallel()
+	agent := fastAgent(t)
+	seedKey(t, agent.Addr, "services/blip/leader")
+	proxy := startTCPProxy(t, agent.Addr)
+	h := newHub()
+	a := start(t, h, "a", []string{"CONSUL_HTTP_ADDR=" + agent.Addr}, runArgs("blip", "a")...)
+	h.wait(t, 20*time.Second, 0, "a elected", from(a, "elected"))
+	b := start(t, h, "b", []string{"CONSUL_HTTP_ADDR=" + proxy.Addr()}, runArgs("blip", "b", "-log-level", "debug")...)
+	h.wait(t, 20*time.Second, 0, "b following a", from(b, "leader changed"))
+
+	// a crashes; Consul expires its session (TTL..2×TTL) and keeps the key
+	// for the lock-delay. b sees it free and is refused: lock-delay.
+	mark := h.mark()
+	a.signal(t, syscall.SIGKILL)
+	a.exit(t, 5*time.Second)
+	free := lineTime(t, h.wait(t, 2*testTTL+2*time.Second, mark, "b seeing the key free", from(b, "no leader")))
+	h.wait(t, time.Second, mark, "b refused by the lock-delay", from(b, "acquire refused; lock-delay or held"))
+
+	// The blip: every connection of b's dropped (its blocking watch with
+	// them), then at once passed again.
+	mark = h.mark()
+	proxy.set(proxyDrop)
+	h.wait(t, 5*time.Second, mark, "b's watch failing", from(b, "watch key failed"))
+	proxy.set(proxyPass)
+	healed := time.Now()
+
+	// b leads once the lock-delay is over and its watch has read the key
+	// again (after at most a few backoffs).
+	bound := max(time.Until(free.Add(testLockDelay)), 0) + 5*time.Second
+	l := h.wait(t, bound, mark, "b elected after the lock-delay (a watch error must not leave b blocking on the index of a key it forgot)", from(b, "elected"))
+	t.Logf("b saw the key free, was refused (lock-delay %v), had its watch fail; elected %v after it saw the key free, %v after the blip healed",
+		testLockDelay, lineTime(t, l).Sub(free), lineTime(t, l).Sub(healed))
 }
