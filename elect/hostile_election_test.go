@@ -77,6 +77,8 @@ const htmlPage = `<!DOCTYPE html>
 // stop when told. Answers that retrying can't fix (a session create that is
 // not Consul's answer) end Run with an error that says so.
 func TestHostileAnswers(t *testing.T) {
+	// Real-time windows against a loopback server: run side by side.
+	t.Parallel()
 	const window, budget = 4 * time.Second, 30
 	someoneElse := "9a0e4c1d-0000-4000-8000-00000000beef"
 	tests := []struct {
@@ -250,6 +252,8 @@ func TestHostileAnswers(t *testing.T) {
 // down on every answer, returning at once. The index rule (go back to 0,
 // which does not block) must not turn into a read loop at network speed.
 func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
+	// Real-time windows against a loopback server: run side by side.
+	t.Parallel()
 	const window, budget = 4 * time.Second, 30
 	tests := []struct {
 		name string
@@ -320,6 +324,8 @@ func TestRedirectCarriesNoToken(t *testing.T) {
 // TestObserveIndexGoingBackwards: leader discovery (elect.Observe, behind
 // `leaderd leader -watch`) against the same server must not spin either.
 func TestObserveIndexGoingBackwards(t *testing.T) {
+	// Real-time windows against a loopback server: run side by side.
+	t.Parallel()
 	const window, budget = 3 * time.Second, 20
 	s := newHostileServer(t, budget)
 	s.get = func(w http.ResponseWriter, r *http.Request, n int) {
@@ -383,6 +389,8 @@ func (v *verdict) report(t *testing.T) {
 // ends (lease_expired), and an empty renew answer (the session is gone)
 // ends the term at once. Every term ends within the lease.
 func TestBadRenewsAreNoProof(t *testing.T) {
+	// Real-time windows against a loopback server: run side by side.
+	t.Parallel()
 	const (
 		window, budget = 4 * time.Second, 80
 		ttl, renew     = 2 * time.Second, 500 * time.Millisecond

@@ -16,6 +16,16 @@ import (
 	"time"
 )
 
+// SkipIfShort skips t under `go test -short`, the fast unit-test loop: every
+// test that needs a real Consul agent comes through Binary, so this is the
+// one gate. The README's full test command runs them all.
+func SkipIfShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("consultest: -short runs no Consul agent (the full test command does)")
+	}
+}
+
 // consulVersion is the only Consul release the harness runs: CONSUL_API.md
 // and leaderd's tests were checked against it.
 const consulVersion = "1.16.3"
@@ -37,6 +47,7 @@ var resolved struct {
 // test when none can be found or built.
 func Binary(t testing.TB) string {
 	t.Helper()
+	SkipIfShort(t)
 	resolved.mu.Lock()
 	defer resolved.mu.Unlock()
 	if !resolved.done {

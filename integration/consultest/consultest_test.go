@@ -91,6 +91,7 @@ func TestStartReadyAndKVWorks(t *testing.T) {
 }
 
 func TestParallelAgentsDoNotCollide(t *testing.T) {
+	SkipIfShort(t)
 	t.Parallel()
 	var (
 		mu    sync.Mutex
