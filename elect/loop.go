@@ -265,9 +265,10 @@ func (l *loop) onWatch(r watchResult) {
 		}
 		l.watchFails++
 		l.watchRetryAt = time.Now().Add(backoff(l.watchFails))
-		// A gap in what we saw: we no longer know the key, and a missing
-		// key's wait starts afresh from the next answer.
-		l.seen, l.missingSince = false, time.Time{}
+		// A gap in what we saw: we no longer know the key, so the next
+		// read doesn't block (index 0) but tells us the key as it is now,
+		// and a missing key's wait starts afresh from that answer.
+		l.seen, l.missingSince, l.index = false, time.Time{}, 0
 		l.e.setState(func(s *State) { s.LastError, s.Reachable = r.err, false })
 		l.e.log.Warn("watch key failed", "attempt", l.watchFails, "err", r.err)
 		l.emit(Event{Kind: KindError, Err: r.err, Attempt: l.watchFails})

@@ -250,3 +250,33 @@ func TestCriticalCheckLeftBehindIsPassedAgain(t *testing.T) {
 		a.stop(t)
 	})
 }
+
+// A watch error in the middle of a lock-delay makes a follower forget the
+// key; its next read must not block on the index it had, or it would wait
+// out the whole watch (5m) for a change that isn't coming. Found by
+// TestFaultWatchErrorInLockDelay.
+func TestWatchErrorDuringLockDelayRereadsTheKey(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		cfg := Config{LockDelay: 3 * time.Second}
+		a := start(t, f, "a", cfg)
+		synctest.Wait()
+		b := start(t, f, "b", cfg)
+		synctest.Wait()
+		f.invalidate(a.e.State().Session) // an operator's destroy
+		synctest.Wait()
+		a.stop(t) // b alone: a must not win the key back in its place
+		time.Sleep(time.Second)
+		f.mu.Lock()
+		f.down = true
+		f.bump() // b's blocked watch wakes and fails
+		f.mu.Unlock()
+		time.Sleep(500 * time.Millisecond)
+		f.setDown(false)
+		took := waitFor(t, time.Minute, "b elected", func() bool { return b.e.State().Leading })
+		if took > 3*time.Second {
+			t.Errorf("b led %v after Consul answered again, want within the rest of the 3s lock-delay and a backoff", took)
+		}
+		b.stop(t)
+	})
+}
