@@ -109,8 +109,8 @@ func start(t *testing.T, h *hub, name string, env []string, args ...string) *pro
 	p := &proc{name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(leaderdBin, args...)
 	p.cmd.Env = append(baseEnv(), env...)
-	// If the test process dies, so does leaderd (and, through leaderd's own
-	// Pdeathsig, its child).
+	// If the test process dies, so does leaderd (and its child's whole
+	// group: its keeper kills it when leaderd dies).
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {

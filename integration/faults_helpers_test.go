@@ -97,7 +97,8 @@ func (r *faultRig) start(name, consul string, flags []string, env ...string) *fa
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"CONSUL_HTTP_ADDR=" + consul, history.ChildLogEnv + "=" + r.childLog}, env...)
 	// Its own process group, so cleanup can kill it whole; Pdeathsig so it
-	// dies with the test (and its child with it, through leaderd's own).
+	// dies with the test (and its child with it: the keeper kills the
+	// child's group when leaderd dies).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// An *os.File as stderr: Wait returns when leaderd exits, not when its
 	// last grandchild closes the pipe, so ProcGone is timely.
