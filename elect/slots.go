@@ -67,7 +67,7 @@ type Slots struct {
 // prefix read and KV transactions. *consulhttp.Client satisfies it.
 type SlotsConsul interface {
 	Consul
-	ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error)
+	KVLister
 	TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error)
 }
 
@@ -254,12 +254,16 @@ func sortHolders(hs []Holder) {
 	sort.Slice(hs, func(i, j int) bool { return hs[i].Session < hs[j].Session })
 }
 
+// KVLister is what CurrentHolders needs; *consulhttp.Client and every
+// SlotsConsul satisfy it.
+type KVLister interface {
+	ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error)
+}
+
 // CurrentHolders reads who holds a slot under prefix now, without
 // campaigning: the holders in .lock with their contender keys. A holder
 // whose key is gone or lost its session is listed with Live false.
-func CurrentHolders(ctx context.Context, c interface {
-	ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error)
-}, prefix string) (limit int, hs []Holder, err error) {
+func CurrentHolders(ctx context.Context, c KVLister, prefix string) (limit int, hs []Holder, err error) {
 	pairs, _, err := c.ListKV(ctx, prefix+"/", consulhttp.QueryOptions{})
 	if err != nil {
 		return 0, nil, err
