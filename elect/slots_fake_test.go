@@ -116,12 +116,14 @@ func (f *fakeConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]con
 }
 
 // slotsCut is a CutConsul for Slots: cut, every call fails, and a list in
-// flight when the cut begins fails too (the answer never arrives).
+// flight when the cut begins fails too (the answer never arrives), without
+// anything changing in the fake.
 type slotsCut struct {
 	*CutConsul
 	f *fakeConsul
 
-	mu sync.Mutex
+	mu  sync.Mutex
+	cut chan struct{} // closed by cutOff
 	// beforeTxn, if set, runs before a TxnKV reaches the fake (another
 	// writer getting in between a read and a CAS) until it returns true.
 	beforeTxn func(ops []consulhttp.TxnKVOp) bool
@@ -131,7 +133,22 @@ func (c *slotsCut) ListKV(ctx context.Context, prefix string, q consulhttp.Query
 	if c.isCut() {
 		return nil, consulhttp.QueryMeta{}, errCut
 	}
-	ps, meta, err := c.f.ListKV(ctx, prefix, q)
+	c.mu.Lock()
+	if c.cut == nil {
+		c.cut = make(chan struct{})
+	}
+	cut := c.cut
+	c.mu.Unlock()
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-cut:
+			cancel()
+		case <-lctx.Done():
+		}
+	}()
+	ps, meta, err := c.f.ListKV(lctx, prefix, q)
 	if c.isCut() {
 		return nil, consulhttp.QueryMeta{}, errCut
 	}
@@ -151,10 +168,14 @@ func (c *slotsCut) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consu
 }
 
 // cutOff cuts the connection and makes a list in flight fail now, as a
-// broken connection would.
+// broken connection would; SetCut(false) heals it.
 func (c *slotsCut) cutOff() {
 	c.SetCut(true)
-	c.f.mu.Lock()
-	c.f.bump()
-	c.f.mu.Unlock()
+	c.mu.Lock()
+	if c.cut == nil {
+		c.cut = make(chan struct{})
+	}
+	close(c.cut)
+	c.cut = nil
+	c.mu.Unlock()
 }

@@ -425,9 +425,10 @@ func (l *slotsLoop) restartWatch() {
 }
 
 // forget starts what was seen afresh: after a gap, a dead holder's or a
-// missing .lock's wait counts again from the next answer.
+// missing .lock's wait counts again from the next answer, and that read
+// doesn't block (index 0): nothing may be left to change under the prefix.
 func (l *slotsLoop) forget() {
-	l.seen = false
+	l.seen, l.index = false, 0
 	l.lockMissing = time.Time{}
 	clear(l.deadSince)
 }

@@ -251,8 +251,14 @@ func testPruneWait(t *testing.T, gap bool) {
 		seen = time.Now()
 	}
 	waitFor(t, 20*time.Second, "b holds", func() bool { return bc.s.State().Leading })
-	if took, wait := b.electedAt("b")[0].Sub(seen), slotsTiming.LockDelay+slotsTiming.Margin; took < wait {
+	took, wait := b.electedAt("b")[0].Sub(seen), slotsTiming.LockDelay+slotsTiming.Margin
+	if took < wait {
 		t.Errorf("b joined %v after it saw a dead; the prune wait is %v", took, wait)
+	}
+	// After a gap the next read must not block on the old index: nothing
+	// under the prefix changes any more (a watch would wait its 5m).
+	if took > wait+3*time.Second {
+		t.Errorf("b joined %v after it saw a dead, want within the prune wait %v and a backoff", took, wait)
 	}
 	if got := b.steppedAt("a"); len(got) != 1 || got[0].After(b.electedAt("b")[0]) {
 		t.Errorf("a stepped down at %v, b elected at %v", got, b.electedAt("b"))
