@@ -228,6 +228,36 @@ func TestRunSlots(t *testing.T) {
 	}
 }
 
+// TestRunSlotsCrashWithCheckTTL: with fast crash detection a SIGKILLed
+// holder's slot is refilled after check-ttl + lock-delay + margin, and not
+// before lock-delay + margin: the prune wait after its session ended.
+func TestRunSlotsCrashWithCheckTTL(t *testing.T) {
+	agent := fastAgent(t)
+	h := newHub()
+	env := []string{"CONSUL_HTTP_ADDR=" + agent.Addr, "CHILD_LOG=" + filepath.Join(t.TempDir(), "child.log")}
+	const prefix, checkTTL = "services/slotcheck/slots", time.Second
+	var procs []*proc
+	for _, id := range []string{"a", "b", "c"} {
+		args := slotsArgs(prefix, id)
+		args[slices.Index(args, "-check-ttl")+1] = checkTTL.String()
+		procs = append(procs, start(t, h, id, env, args...))
+	}
+	first := waitChild(t, h, 20*time.Second, 0)
+	h.wait(t, 10*time.Second, 0, "a second holder", func(l logLine) bool {
+		return from(nil, "child started")(l) && l.p != first.p
+	})
+	mark, t0 := h.mark(), time.Now()
+	first.p.signal(t, syscall.SIGKILL)
+	first.p.exit(t, 5*time.Second)
+	refill := waitChild(t, h, checkTTL+slotsPrune+5*time.Second, mark)
+	took := time.Since(t0)
+	t.Logf("crash: %s's slot refilled by %s %v after SIGKILL (check-ttl %v + prune wait %v)", first.p.name, refill.p.name, took, checkTTL, slotsPrune)
+	if took < slotsPrune || took > checkTTL+slotsPrune+2*time.Second {
+		t.Errorf("slot refilled %v after SIGKILL, want between %v and %v + slack", took, slotsPrune, checkTTL+slotsPrune)
+	}
+	stopAll(t, procs...)
+}
+
 // TestRunSlotsWithConsulLock: leaderd -n 2 and `consul lock -n 2` share one
 // semaphore on one agent: never more than two children between them, and a
 // slot either frees is taken by the other kind.
