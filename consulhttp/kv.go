@@ -43,6 +43,19 @@ func (c *Client) GetKV(ctx context.Context, key string, q QueryOptions) (*KVPair
 		return nil, QueryMeta{}, fmt.Errorf("consul: get key: %w", err)
 	}
 	req := call{method: http.MethodGet, path: path, opts: &q}
+	pairs, meta, err := c.readKVs(ctx, req)
+	if err != nil || len(pairs) == 0 {
+		return nil, meta, err
+	}
+	if pairs[0].Key != key {
+		return nil, QueryMeta{}, decodeErr(req, fmt.Errorf("asked for key %q, got %q", key, pairs[0].Key))
+	}
+	return &pairs[0], meta, nil
+}
+
+// readKVs sends a KV read and decodes its list; nothing (a missing key or
+// prefix) is an empty list with the answer's meta.
+func (c *Client) readKVs(ctx context.Context, req call) ([]KVPair, QueryMeta, error) {
 	resp, err := c.do(ctx, req)
 	if err != nil {
 		return nil, QueryMeta{}, err
@@ -67,13 +80,7 @@ func (c *Client) GetKV(ctx context.Context, key string, q QueryOptions) (*KVPair
 	if err != nil {
 		return nil, QueryMeta{}, decodeErr(req, err)
 	}
-	if len(pairs) == 0 {
-		return nil, meta, nil
-	}
-	if pairs[0].Key != key {
-		return nil, QueryMeta{}, decodeErr(req, fmt.Errorf("asked for key %q, got %q", key, pairs[0].Key))
-	}
-	return &pairs[0], meta, nil
+	return pairs, meta, nil
 }
 
 // decodeKVList decodes GET /v1/kv's array; Value is base64 or null.

@@ -17,26 +17,9 @@ func (c *Client) ListKV(ctx context.Context, prefix string, q QueryOptions) ([]K
 		return nil, QueryMeta{}, fmt.Errorf("consul: list keys: %w", err)
 	}
 	req := call{method: http.MethodGet, path: path, query: map[string][]string{"recurse": {""}}, opts: &q}
-	resp, err := c.do(ctx, req)
+	pairs, meta, err := c.readKVs(ctx, req)
 	if err != nil {
 		return nil, QueryMeta{}, err
-	}
-	missing := resp.code == http.StatusNotFound && resp.header.Get("X-Consul-Index") != ""
-	if !missing {
-		if err := c.ok(req, resp); err != nil {
-			return nil, QueryMeta{}, err
-		}
-	}
-	meta, err := parseQueryMeta(resp.header)
-	if err != nil {
-		return nil, QueryMeta{}, decodeErr(req, err)
-	}
-	if missing {
-		return nil, meta, nil
-	}
-	pairs, err := decodeKVList(resp.body)
-	if err != nil {
-		return nil, QueryMeta{}, decodeErr(req, err)
 	}
 	for _, p := range pairs {
 		if !strings.HasPrefix(p.Key, prefix) {

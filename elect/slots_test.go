@@ -121,6 +121,14 @@ func startSlotsHooked(t *testing.T, f *fakeConsul, b *slotBook, id string, limit
 	return c
 }
 
+// startHolder starts a candidate and waits until it holds a slot.
+func startHolder(t *testing.T, f *fakeConsul, b *slotBook, id string, limit int) *slotCand {
+	t.Helper()
+	c := startSlots(t, f, b, id, limit)
+	waitFor(t, 10*time.Second, id+" holds", func() bool { return c.s.State().Leading })
+	return c
+}
+
 func slotHolders(cs ...*slotCand) []*slotCand {
 	var out []*slotCand
 	for _, c := range cs {
@@ -234,8 +242,7 @@ func TestSlotsPruneWaitsOutTheDeadHoldersLease(t *testing.T) {
 func testPruneWait(t *testing.T, gap bool) {
 	f := newEmptyFake(t)
 	b := newSlotBook(t, 1)
-	a := startSlots(t, f, b, "a", 1)
-	waitFor(t, 10*time.Second, "a holds", func() bool { return a.s.State().Leading })
+	a := startHolder(t, f, b, "a", 1)
 	bc := startSlots(t, f, b, "b", 1)
 	time.Sleep(5 * time.Second)
 	synctest.Wait()
@@ -277,8 +284,7 @@ func TestSlotsLostCASRereads(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newEmptyFake(t)
 		b := newSlotBook(t, 2)
-		a := startSlots(t, f, b, "a", 2)
-		waitFor(t, 10*time.Second, "a holds", func() bool { return a.s.State().Leading })
+		a := startHolder(t, f, b, "a", 2)
 		// x is a `consul lock -n 2` contender that joins first.
 		x, err := f.CreateSession(t.Context(), consulhttp.SessionRequest{TTL: time.Hour, NodeChecks: []string{}})
 		if err != nil {
@@ -352,8 +358,7 @@ func TestSlotsResignTerm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newEmptyFake(t)
 		b := newSlotBook(t, 1)
-		a := startSlots(t, f, b, "a", 1)
-		waitFor(t, 10*time.Second, "a holds", func() bool { return a.s.State().Leading })
+		a := startHolder(t, f, b, "a", 1)
 		bc := startSlots(t, f, b, "b", 1)
 		time.Sleep(time.Second)
 		synctest.Wait()
