@@ -320,7 +320,9 @@ func (s *Session) keep(ctx context.Context, id string) error {
 			}
 		case <-renew.C:
 			sent := time.Now()
-			rctx, rcancel := context.WithTimeout(kctx, s.cfg.RenewInterval)
+			// Half an interval: a hung renew must leave time to retry
+			// within the lease (lock-delay − margin ≥ 2 intervals).
+			rctx, rcancel := context.WithTimeout(kctx, s.cfg.RenewInterval/2)
 			_, err := s.c.RenewSession(rctx, id)
 			rcancel()
 			switch {
@@ -345,7 +347,8 @@ func (s *Session) keep(ctx context.Context, id string) error {
 					}
 				})
 				log.Debug("session renewed", "latency", time.Since(sent))
-				renew.Reset(interval())
+				// Paced from the send time, the proof's own time.
+				renew.Reset(max(interval()-time.Since(sent), 0))
 			}
 		}
 	}
