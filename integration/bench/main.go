@@ -89,6 +89,7 @@ Flags:
 	quick := fs.Bool("quick", false, "a few repetitions of everything, for development")
 	render := fs.Bool("render", false, "measure nothing: rewrite RESULTS.md and the SVGs from -out's results.json")
 	only := fs.String("only", "", "comma list of experiments to run (default all): "+strings.Join(experiments, ","))
+	note := fs.String("note", "", "a line for RESULTS.md on what was measured, e.g. a local change to the leaderd built (kept in results.json)")
 	verbose := fs.Bool("v", false, "log progress in detail")
 	keep := fs.Bool("keep", false, "keep the scratch directory (every process's log) after a successful run; a failed run always keeps it")
 	scaleN := fs.String("scale", "", "comma list of candidate counts for the scale experiment (default 10,100,500; -quick 10,50)")
@@ -114,6 +115,12 @@ Flags:
 		r, err := loadResults(filepath.Join(*out, "results.json"))
 		if err != nil {
 			return err
+		}
+		if *note != "" {
+			r.Note = *note
+			if err := r.save(filepath.Join(*out, "results.json")); err != nil {
+				return err
+			}
 		}
 		return write(r, *out)
 	}
@@ -155,6 +162,7 @@ Flags:
 	if err != nil {
 		return err
 	}
+	r.Note = *note
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}

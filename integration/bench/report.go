@@ -52,6 +52,9 @@ func markdown(r *Results) string {
 		m.CPUs, m.CPUModel, m.MemGiB, m.Kernel, r.LoadBefore, r.LoadAfter)
 	w("- One Consul v%s `-dev` agent on loopback for everything, with `%s` (all candidates reach\n", r.ConsulVersion, agentHCL)
 	w("  it from 127.0.0.1; the default is 200); `consul lock` is the same binary. leaderd %s, %s.\n", r.LeaderdCommit, r.GoVersion)
+	if r.Note != "" {
+		w("- **What was measured:** %s\n", r.Note)
+	}
 	w("- Every candidate talks to the agent through the benchmark's counting proxy (one port per process;\n")
 	w("  it adds the same ~0.1 ms per request to both tools). Children take their own timestamps.\n\n")
 	summary(&b, r)

@@ -20,6 +20,8 @@ type Results struct {
 	LeaderdCommit string
 	LoadBefore    string // /proc/loadavg's three averages
 	LoadAfter     string
+	// Note says what was measured when it is not plain main (-note).
+	Note string `json:",omitempty"`
 
 	Handover  []HandoverSeries
 	Crash     []CrashSeries
