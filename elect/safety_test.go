@@ -280,3 +280,30 @@ func TestWatchErrorDuringLockDelayRereadsTheKey(t *testing.T) {
 		b.stop(t)
 	})
 }
+
+// An acquire proves the session to us but does not reset Consul's TTL
+// timer: a session whose elections take keys more often than the renew
+// interval must still be renewed. Found by the benchmark, where a leader
+// resigned and won again every second until Consul expired its session.
+func TestFrequentAcquiresDoNotPostponeRenews(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		a := start(t, f, "a", Config{LockDelay: 4 * time.Second, ResignHoldOff: time.Millisecond}) // renew every 1s
+		synctest.Wait()
+		for range 60 {
+			time.Sleep(500 * time.Millisecond)
+			if a.e.State().Leading {
+				if err := a.e.Resign(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if got := f.count("renew"); got < 25 {
+			t.Errorf("renews in 30s of acquires every ~500ms = %d, want about 30 (one a second)", got)
+		}
+		if got := f.count("create"); got != 1 {
+			t.Errorf("sessions created = %d, want 1 (none expired)", got)
+		}
+		a.stop(t)
+	})
+}

@@ -297,8 +297,10 @@ func (s *Session) keep(ctx context.Context, id string) error {
 		}
 		return s.cfg.lazyRenew()
 	}
-	renew := time.NewTimer(interval())
+	due := time.Now().Add(interval()) // when the renew timer fires
+	renew := time.NewTimer(time.Until(due))
 	defer renew.Stop()
+	reset := func(d time.Duration) { due = time.Now().Add(d); renew.Reset(d) }
 	failures := 0
 	for {
 		select {
@@ -313,10 +315,13 @@ func (s *Session) keep(ctx context.Context, id string) error {
 				return nil
 			}
 		case <-s.kick:
-			// A key was just taken: its acquire proved the session, so
-			// the next renew is due one leader's interval from now.
-			if failures == 0 {
-				renew.Reset(s.cfg.RenewInterval)
+			// A key was just taken: from now on renew at the leader's
+			// pace. Only ever sooner: an acquire proves the session to
+			// us but does not reset Consul's TTL timer, so pushing the
+			// renew back on every acquire would let a session that
+			// acquires often expire.
+			if failures == 0 && time.Until(due) > s.cfg.RenewInterval {
+				reset(s.cfg.RenewInterval)
 			}
 		case <-renew.C:
 			sent := time.Now()
@@ -338,7 +343,7 @@ func (s *Session) keep(ctx context.Context, id string) error {
 				failures++
 				s.update(func(st *sessionState) { st.Err, st.Attempt = err, failures })
 				log.Warn("renew session failed", "attempt", failures, "err", err)
-				renew.Reset(min(backoff(failures), s.cfg.RenewInterval))
+				reset(min(backoff(failures), s.cfg.RenewInterval))
 			default:
 				failures = 0
 				s.update(func(st *sessionState) {
@@ -348,7 +353,7 @@ func (s *Session) keep(ctx context.Context, id string) error {
 				})
 				log.Debug("session renewed", "latency", time.Since(sent))
 				// Paced from the send time, the proof's own time.
-				renew.Reset(max(interval()-time.Since(sent), 0))
+				reset(max(interval()-time.Since(sent), 0))
 			}
 		}
 	}
