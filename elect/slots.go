@@ -38,7 +38,10 @@ import (
 // of the first answer that showed it in the holders with its contender key
 // missing or without its session, counting afresh after any gap in what
 // was seen. Its last proof was sent before that answer, so its lease is
-// over by then. `consul lock -n` prunes such a holder at once: in a
+// over by then. LockDelay is the one the holder's contender record
+// declared; for a holder whose record the pruner never saw (its key went
+// with its session before the pruner looked) it is MaxLockDelay, the
+// longest lease any holder can have. `consul lock -n` prunes such a holder at once: in a
 // semaphore shared with it, that protection is lost.
 //
 // A missing .lock is no proof that nobody holds a slot (Consul may have

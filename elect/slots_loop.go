@@ -132,11 +132,19 @@ func (l *slotsLoop) checkLease() {
 }
 
 // wait is how long a dead holder (or a missing .lock) must have been seen
-// so before its slot is taken: its lock-delay and our margin.
+// so before its slot is taken: its lock-delay and our margin. A holder
+// whose contender record we never saw (its key went with its session
+// before we looked) may have any lock-delay, so its lease may run up to
+// MaxLockDelay: wait that, not our own. A missing .lock ("") is waited out
+// with our own lock-delay, as a missing key is in an election.
 func (l *slotsLoop) wait(sid string) time.Duration {
 	d, ok := l.delays[sid]
-	if !ok {
+	switch {
+	case ok:
+	case sid == "":
 		d = l.s.sess.cfg.LockDelay
+	default:
+		d = MaxLockDelay
 	}
 	return d + l.s.cfg.Margin
 }

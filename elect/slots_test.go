@@ -378,3 +378,47 @@ func TestSlotsResignTerm(t *testing.T) {
 		a.stop(t)
 	})
 }
+
+// TestSlotsUnknownHolderDelay: a holder with a longer lock-delay than ours
+// (say mid rolling change of -lock-delay) is cut off and its session ends,
+// taking its contender key with it (Behavior delete). A contender started
+// after that never saw the holder's record, so it can't know its
+// lock-delay: it must wait MaxLockDelay + margin, not its own lock-delay +
+// margin, before it prunes the holder, or both hold while the cut-off
+// holder's lease still runs.
+func TestSlotsUnknownHolderDelay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newEmptyFake(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		ca := &slotsCut{CutConsul: &CutConsul{Consul: f}, f: f}
+		const margin = 500 * time.Millisecond
+		mk := func(id string, ld time.Duration) Config {
+			return Config{Key: slotsPrefix, Candidate: Candidate{ID: id}, TTL: 3 * time.Second, LockDelay: ld, Margin: margin}
+		}
+		a, err := NewSlots(ca, mk("a", 10*time.Second), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go a.Run(ctx)
+		waitFor(t, 30*time.Second, "a holds", func() bool { return a.State().Leading })
+		sid := a.State().Session
+		ca.cutOff() // a hears nothing more; its lease runs on
+		f.invalidate(sid)
+		gone := time.Now()
+		b, err := NewSlots(f, mk("b", 2*time.Second), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go b.Run(ctx)
+		waitFor(t, 2*MaxLockDelay, "b holds", func() bool { return b.State().Leading })
+		sa := a.State()
+		t.Logf("b holds %v after a's session ended; a leading=%v, lease ends in %v", time.Since(gone), sa.Leading, time.Until(sa.LeaseEnd))
+		if sa.Leading && time.Now().Before(sa.LeaseEnd) {
+			t.Errorf("2 holders with limit 1")
+		}
+		if d := time.Since(gone); d < MaxLockDelay+margin {
+			t.Errorf("b holds %v after a's session ended, before MaxLockDelay + margin %v", d, MaxLockDelay+margin)
+		}
+	})
+}
