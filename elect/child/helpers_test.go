@@ -195,3 +195,6 @@ func pgid(t *testing.T, pid int) int {
 	}
 	return g
 }
+
+// staleStop is the stop an earlier term with the given token sent.
+func staleStop(token uint64) msg { return msg{Op: opStop, Term: 1, Token: token} }

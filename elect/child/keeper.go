@@ -86,6 +86,7 @@ type keeper struct {
 
 // command is the command of one term, as the keeper runs it.
 type command struct {
+	term        uint64 // the Supervisor's sequence number of its Start
 	token       uint64
 	pid         int   // the group leader; its pid is the group id
 	leaseEnd    int64 // CLOCK_MONOTONIC ns
@@ -132,7 +133,7 @@ func (k *keeper) run(cmds <-chan msg) {
 // handle applies one command from leaderd.
 func (k *keeper) handle(m msg) {
 	c := k.cur
-	current := c != nil && c.token == m.Token
+	current := c != nil && c.term == m.Term
 	switch m.Op {
 	case opStart:
 		k.start(m)
@@ -142,7 +143,7 @@ func (k *keeper) handle(m msg) {
 		}
 	case opStop:
 		if !current {
-			k.send(msg{Op: opGone, Token: m.Token}) // already gone
+			k.send(msg{Op: opGone, Term: m.Term, Token: m.Token}) // already gone
 			return
 		}
 		sig := syscall.Signal(m.Signal)
@@ -165,23 +166,23 @@ func (k *keeper) handle(m msg) {
 // start runs the command for a term, unless its lease is already over.
 func (k *keeper) start(m msg) {
 	if k.cur != nil {
-		k.send(msg{Op: opFailed, Token: m.Token, Code: 126, Error: "the previous term's command is still running"})
+		k.send(msg{Op: opFailed, Term: m.Term, Token: m.Token, Code: 126, Error: "the previous term's command is still running"})
 		return
 	}
 	if monoNow() >= m.LeaseEnd {
-		k.send(msg{Op: opFailed, Token: m.Token, Cause: causeLease, Error: "the lease ended before the command could start"})
+		k.send(msg{Op: opFailed, Term: m.Term, Token: m.Token, Cause: causeLease, Error: "the lease ended before the command could start"})
 		return
 	}
-	c := &command{token: m.Token, leaseEnd: m.LeaseEnd, killTimeout: m.KillTimeout, release: make(chan struct{})}
+	c := &command{term: m.Term, token: m.Token, leaseEnd: m.LeaseEnd, killTimeout: m.KillTimeout, release: make(chan struct{})}
 	pid, code, err := spawn(k.argv, mergeEnv(os.Environ(), m.Env), c.release)
 	if err != nil {
-		k.send(msg{Op: opFailed, Token: m.Token, Code: code, Error: err.Error()})
+		k.send(msg{Op: opFailed, Term: m.Term, Token: m.Token, Code: code, Error: err.Error()})
 		return
 	}
 	c.pid = pid
 	k.cur = c
 	k.log.Debug("command spawned", "pid", pid, "token", m.Token)
-	k.send(msg{Op: opStarted, Token: m.Token, PID: pid})
+	k.send(msg{Op: opStarted, Term: m.Term, Token: m.Token, PID: pid})
 }
 
 // stop begins the stop of the current command: sig to its group, then
@@ -260,7 +261,7 @@ func (k *keeper) step() {
 	if c.exited && none {
 		k.log.Debug("child tree gone", "token", c.token)
 		k.cur = nil
-		k.send(msg{Op: opGone, Token: c.token})
+		k.send(msg{Op: opGone, Term: c.term, Token: c.token})
 	}
 }
 
@@ -296,7 +297,7 @@ func (k *keeper) reapAll() (none bool) {
 		close(c.release)
 		code := exitCode(ws)
 		k.log.Debug("command reaped", "pid", pid, "code", code, "token", c.token, "cause", c.cause)
-		k.send(msg{Op: opExited, Token: c.token, PID: pid, Code: code, Cause: c.cause})
+		k.send(msg{Op: opExited, Term: c.term, Token: c.token, PID: pid, Code: code, Cause: c.cause})
 	}
 }
 

@@ -18,18 +18,22 @@ const (
 )
 
 // Ops of the protocol. leaderd → keeper: start, lease, stop, signal.
-// keeper → leaderd: ready, started, failed, exited, gone.
+// keeper → leaderd: ready, started, failed, exited, gone. Every op but
+// ready names its term by Term, the Supervisor's sequence number of the
+// Start, and both sides match on it: the fencing token (Token, carried for
+// the logs) can repeat when Consul lost its state, so a late answer for an
+// old term could otherwise end a new term with the same token.
 const (
-	opStart  = "start"  // Token, Env, LeaseEnd, KillTimeout: run the command for a term
-	opLease  = "lease"  // Token, LeaseEnd: the term's lease now ends then
-	opStop   = "stop"   // Token, Signal, KillTimeout: stop the term's command
-	opSignal = "signal" // Token, Signal: forward a signal to the command's group
+	opStart  = "start"  // Term, Token, Env, LeaseEnd, KillTimeout: run the command for a term
+	opLease  = "lease"  // Term, LeaseEnd: the term's lease now ends then
+	opStop   = "stop"   // Term, Signal, KillTimeout: stop the term's command
+	opSignal = "signal" // Term, Signal: forward a signal to the command's group
 
 	opReady   = "ready"   // the keeper is set up (first line it writes)
-	opStarted = "started" // Token, PID
-	opFailed  = "failed"  // Token, Code (126/127), Error; Cause "lease" if the lease had ended
-	opExited  = "exited"  // Token, PID, Code, Cause: the command (group leader) exited and was reaped
-	opGone    = "gone"    // Token: the command's whole tree is dead and reaped
+	opStarted = "started" // Term, PID
+	opFailed  = "failed"  // Term, Code (126/127), Error; Cause "lease" if the lease had ended
+	opExited  = "exited"  // Term, PID, Code, Cause: the command (group leader) exited and was reaped
+	opGone    = "gone"    // Term: the command's whole tree is dead and reaped
 )
 
 // Causes of an exit or a failed start.
@@ -45,6 +49,7 @@ const (
 // msg is never logged.
 type msg struct {
 	Op          string        `json:"op"`
+	Term        uint64        `json:"term"` // the Supervisor's sequence number of the Start, from 1
 	Token       uint64        `json:"token"`
 	Env         []string      `json:"env,omitempty"`
 	LeaseEnd    int64         `json:"lease_end,omitempty"` // CLOCK_MONOTONIC, ns

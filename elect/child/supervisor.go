@@ -64,6 +64,7 @@ type Supervisor struct {
 	passed  []string // the Withheld variables passed to the command
 	stopSig atomic.Int32
 	exits   chan Exit
+	seq     uint64 // the last term's sequence number; guarded by mu
 
 	mu  sync.Mutex
 	k   *link // the keeper; replaced at the next Start if it died
@@ -73,6 +74,7 @@ type Supervisor struct {
 // term is one term's command as leaderd sees it. The link's reader
 // goroutine closes the channels, each once, in this order.
 type term struct {
+	id       uint64 // Supervisor.seq at its Start: names it in the protocol
 	token    uint64
 	link     *link
 	stopping atomic.Bool   // Stop was called: its end is not an Exit
@@ -124,6 +126,8 @@ func (s *Supervisor) SetStopSignal(sig syscall.Signal) { s.stopSig.Store(int32(s
 func (s *Supervisor) Start(t elect.Term) {
 	c := &term{token: t.Token, started: make(chan struct{}), exited: make(chan struct{}), gone: make(chan struct{})}
 	s.mu.Lock()
+	s.seq++
+	c.id = s.seq
 	s.cur = c
 	k, err := s.keeperLocked()
 	c.link = k
@@ -144,7 +148,7 @@ func (s *Supervisor) Start(t elect.Term) {
 		"LEADERD_ID="+s.cfg.ID,
 		"CONSUL_LOCK_HELD=true",
 	)
-	k.send(msg{Op: opStart, Token: t.Token, Env: env, LeaseEnd: monoAt(t.LeaseEnd), KillTimeout: s.cfg.KillTimeout})
+	k.send(msg{Op: opStart, Term: c.id, Token: t.Token, Env: env, LeaseEnd: monoAt(t.LeaseEnd), KillTimeout: s.cfg.KillTimeout})
 }
 
 // Extend tells the keeper that term token's lease now ends at leaseEnd.
@@ -156,7 +160,7 @@ func (s *Supervisor) Extend(token uint64, leaseEnd time.Time) {
 	if c == nil || c.token != token {
 		return
 	}
-	c.link.setLease(msg{Op: opLease, Token: token, LeaseEnd: monoAt(leaseEnd)})
+	c.link.setLease(msg{Op: opLease, Term: c.id, Token: token, LeaseEnd: monoAt(leaseEnd)})
 }
 
 // Stop ends the current command and returns once its whole tree is dead
@@ -188,7 +192,7 @@ func (s *Supervisor) Stop() {
 			sig = syscall.SIGTERM
 		}
 		s.log.Info("stopping child", "pid", c.pid, "signal", SignalName(sig), "kill_timeout", s.cfg.KillTimeout, "token", c.token)
-		c.link.send(msg{Op: opStop, Token: c.token, Signal: int(sig), KillTimeout: s.cfg.KillTimeout})
+		c.link.send(msg{Op: opStop, Term: c.id, Token: c.token, Signal: int(sig), KillTimeout: s.cfg.KillTimeout})
 	}
 	<-c.gone
 }
@@ -204,7 +208,7 @@ func (s *Supervisor) Signal(sig syscall.Signal) {
 	select {
 	case <-c.exited:
 	case <-c.started:
-		c.link.send(msg{Op: opSignal, Token: c.token, Signal: int(sig)})
+		c.link.send(msg{Op: opSignal, Term: c.id, Token: c.token, Signal: int(sig)})
 	default: // not started yet: it will see the state as it is when it starts
 	}
 }
@@ -267,8 +271,8 @@ func (s *Supervisor) event(k *link, m msg) {
 	s.mu.Lock()
 	c := s.cur
 	s.mu.Unlock()
-	if c == nil || c.link != k || c.token != m.Token {
-		return // a term Stop is already done with
+	if c == nil || c.link != k || c.id != m.Term {
+		return // a term Stop is already done with (perhaps with the same token)
 	}
 	switch m.Op {
 	case opStarted:

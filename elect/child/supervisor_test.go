@@ -165,3 +165,35 @@ sh -c '(trap "" TERM INT; exec setsid sh -c "echo \$\$; exec sleep 1000") &' &
 		})
 	}
 }
+
+// TestStaleAnswerSameToken: fencing tokens can repeat (Consul lost its
+// state), so the protocol names terms by the Supervisor's own sequence
+// number. A late stop for a term that is already over (as Stop sends when
+// it asks just after the keeper reported the end) is answered "gone" by the
+// keeper; that answer must not end the next term with the same token, or
+// its Stop would return, and the key be released, while its command runs.
+func TestStaleAnswerSameToken(t *testing.T) {
+	rg := newRig(t, `echo $$; echo ready; exec sleep 1000`, time.Minute)
+	rg.sup.Start(testTerm(time.Hour))
+	first := rg.pid(t)
+	rg.expect(t, "ready")
+	rg.sup.Stop()
+	if !absent(first) {
+		t.Fatalf("first term's command %d not gone after Stop", first)
+	}
+	// The first term's stop, late: the keeper answers that it is gone.
+	rg.sup.mu.Lock()
+	stale := rg.sup.k
+	rg.sup.mu.Unlock()
+	stale.send(staleStop(42))
+	rg.sup.Start(testTerm(time.Hour)) // the same token, 42
+	second := rg.pid(t)
+	rg.expect(t, "ready")
+	waitUntil(t, "Running()", rg.sup.Running)
+	rg.sup.SetStopSignal(syscall.SIGKILL)
+	rg.sup.Stop()
+	if !dead(second) {
+		t.Errorf("Stop returned while the second term's command %d runs: a stale answer ended it", second)
+		syscall.Kill(second, syscall.SIGKILL)
+	}
+}
