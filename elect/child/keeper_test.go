@@ -3,6 +3,7 @@ package child
 import (
 	"encoding/json"
 	"io"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -254,4 +255,68 @@ func TestLinkLatestLease(t *testing.T) {
 			t.Errorf("the keeper read (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// TestKeeperKilledEscapedGrandchild: the keeper dies (OOM kill, an
+// operator's kill -9 of the wrong pid) while the command has a grandchild
+// in a session of its own. The grandchild does not go to init: we are the
+// child subreaper, so it comes to us, and Stop (after which elect releases
+// the key) returns only once it is dead and reaped. A child of ours that
+// is not the command's (a hook, in our session) is left alone, and os/exec
+// can still wait for it.
+func TestKeeperKilledEscapedGrandchild(t *testing.T) {
+	other := exec.Command("sleep", "1000")
+	other.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as hooks run
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Process.Kill()
+	rg := newRig(t, `echo $$; setsid sleep 1000 & echo $!; echo ready; wait`, time.Minute)
+	rg.sup.Start(testTerm(time.Hour))
+	cmd, escaped := rg.pid(t), rg.pid(t)
+	rg.expect(t, "ready")
+	waitUntil(t, "the grandchild in a session of its own", func() bool {
+		st, ok := readStat(escaped)
+		return ok && st.sid == escaped
+	})
+	waitUntil(t, "Running()", rg.sup.Running)
+	if err := syscall.Kill(rg.keeperPID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Exit{Token: 42, Code: 128 + 9}, rg.exit(t)); diff != "" {
+		t.Errorf("exit (-want +got):\n%s", diff)
+	}
+	rg.sup.Stop() // returns: OnStepDown is done, elect releases the key now
+	for _, pid := range []int{cmd, escaped} {
+		if !absent(pid) {
+			st, _ := readStat(pid)
+			t.Errorf("Stop returned but %d (ppid %d, pgrp %d, state %c) is not dead and reaped", pid, st.ppid, st.pgrp, st.state)
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if dead(other.Process.Pid) {
+		t.Errorf("a child of ours in our session (a hook) was killed with the keeper's leftovers")
+	}
+	other.Process.Kill()
+	if err := other.Wait(); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("os/exec's wait for a child of ours: %v, want signal: killed", err)
+	}
+}
+
+// TestOrphansReaped: as the child subreaper, we inherit what hooks leave
+// running (a background job of a shell that exited); once it exits it is
+// reaped, not left a zombie.
+func TestOrphansReaped(t *testing.T) {
+	newRig(t, `exit 0`, time.Second) // a Supervisor makes us the subreaper
+	sh := exec.Command("sh", "-c", `sleep 0.2 & echo $!`)
+	sh.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := atoi(t, strings.TrimSpace(string(out)))
+	if st, ok := readStat(orphan); ok && st.ppid != syscall.Getpid() {
+		t.Fatalf("orphan %d went to %d, not to us", orphan, st.ppid)
+	}
+	waitUntil(t, "the orphan reaped", func() bool { return absent(orphan) })
 }

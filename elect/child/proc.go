@@ -22,7 +22,12 @@ func setSubreaper() error {
 	return nil
 }
 
-// spawn starts argv in its own process group with Pdeathsig SIGKILL.
+// spawn starts argv in a session (and so a process group) of its own with
+// Pdeathsig SIGKILL. Its own session marks its whole tree for good: no
+// process can join a session it was not born in, so everything the command
+// starts is in its session or in one some process of its tree created,
+// never in leaderd's, which is how leaderd tells a dead keeper's leftovers
+// from its other children (see reapOrphans).
 // Pdeathsig fires when the creating *thread* exits (go.dev/issue/27505),
 // so the fork happens on a goroutine locked to its OS thread, which stays
 // until release is closed (once the process is reaped).
@@ -45,7 +50,7 @@ func spawn(argv, env []string, release <-chan struct{}) (pid int, code int, err 
 		pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
 			Env:   env,
 			Files: []uintptr{0, 1, 2},
-			Sys:   &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+			Sys:   &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL},
 		})
 		res <- result{pid, err}
 		if err == nil {
@@ -100,18 +105,28 @@ func reap(pid int) (syscall.WaitStatus, error) {
 
 // procStat is what we read of /proc/<pid>/stat.
 type procStat struct {
-	pid, ppid, pgrp int
-	state           byte // R, S, D, Z, T, …
+	pid, ppid, pgrp, sid int
+	state                byte // R, S, D, Z, T, …
 }
 
 // processes lists every process in /proc whose stat matches keep.
 func processes(keep func(procStat) bool) []procStat {
+	ps, _ := listProcesses(keep)
+	return ps
+}
+
+// listProcesses lists every process in /proc whose stat matches keep, or
+// fails if /proc can't be listed: then nothing can be said of what runs.
+func listProcesses(keep func(procStat) bool) ([]procStat, error) {
 	d, err := os.Open("/proc")
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	defer d.Close()
-	names, _ := d.Readdirnames(-1)
+	names, err := d.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
 	var out []procStat
 	for _, name := range names {
 		pid, err := strconv.Atoi(name)
@@ -122,10 +137,10 @@ func processes(keep func(procStat) bool) []procStat {
 			out = append(out, st)
 		}
 	}
-	return out
+	return out, nil
 }
 
-// readStat parses /proc/<pid>/stat: "pid (comm) state ppid pgrp …", where
+// readStat parses /proc/<pid>/stat: "pid (comm) state ppid pgrp session …", where
 // comm may hold spaces and parentheses.
 func readStat(pid int) (procStat, bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -137,21 +152,17 @@ func readStat(pid int) (procStat, bool) {
 		return procStat{}, false
 	}
 	f := bytes.Fields(b[i+1:])
-	if len(f) < 3 || len(f[0]) != 1 {
+	if len(f) < 4 || len(f[0]) != 1 {
 		return procStat{}, false
 	}
 	ppid, err1 := strconv.Atoi(string(f[1]))
 	pgrp, err2 := strconv.Atoi(string(f[2]))
-	if err1 != nil || err2 != nil {
+	sid, err3 := strconv.Atoi(string(f[3]))
+	if err1 != nil || err2 != nil || err3 != nil {
 		return procStat{}, false
 	}
-	return procStat{pid: pid, ppid: ppid, pgrp: pgrp, state: f[0][0]}, true
+	return procStat{pid: pid, ppid: ppid, pgrp: pgrp, sid: sid, state: f[0][0]}, true
 }
 
 // alive reports whether a process is alive: not a zombie nor dead.
 func (p procStat) alive() bool { return p.state != 'Z' && p.state != 'X' && p.state != 'x' }
-
-// groupAlive reports whether any live process is in process group pgid.
-func groupAlive(pgid int) bool {
-	return len(processes(func(p procStat) bool { return p.pgrp == pgid && p.alive() })) > 0
-}

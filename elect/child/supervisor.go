@@ -104,6 +104,10 @@ func New(cfg Config) (*Supervisor, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Before the first keeper: if it dies, what it leaves comes to us.
+	if err := adopt(); err != nil {
+		return nil, fmt.Errorf("child: can't become the child subreaper (needed to kill what a dead keeper leaves): %w", err)
+	}
 	s := &Supervisor{cfg: cfg, log: cfg.Logger, exits: make(chan Exit, 1)}
 	s.kept, s.passed = splitEnv(cfg.Env, cfg.Pass)
 	k, err := s.startKeeper()
@@ -307,10 +311,11 @@ func (s *Supervisor) event(k *link, m msg) {
 }
 
 // keeperDied ends the term of a keeper that died. The kernel SIGKILLed the
-// command with it (Pdeathsig); what is left of its group is killed here,
-// and the end is reported as an exit. Out of reach now: a grandchild that
-// left the group (init inherits it), and the group of a command whose
-// start the keeper did not report before it died.
+// command with it (Pdeathsig), and what the keeper was subreaper of is
+// ours now (adopt): all of it is killed and reaped here, whether or not
+// leaderd had learnt the command's pid, and only then is the tree reported
+// gone (so elect releases the key only then). The end is reported as an
+// exit.
 func (s *Supervisor) keeperDied(k *link, err error) {
 	s.mu.Lock()
 	k.broken = true
@@ -333,14 +338,7 @@ func (s *Supervisor) keeperDied(k *link, err error) {
 		close(c.exited)
 		s.report(c, Exit{Token: c.token, Code: 128 + int(syscall.SIGKILL)})
 	}
-	if c.pid != 0 {
-		tick := time.NewTicker(killPoll)
-		for groupAlive(c.pid) {
-			_ = syscall.Kill(-c.pid, syscall.SIGKILL)
-			<-tick.C
-		}
-		tick.Stop()
-	}
+	killLeftovers(s.log, c.token)
 	close(c.gone)
 }
 
