@@ -255,7 +255,10 @@ func (k *keeper) step() {
 		k.log.Warn("child still running after kill timeout, killing it", "pid", c.pid, "token", c.token, "kill_timeout", c.killTimeout)
 		k.killAll()
 	}
-	if c.killing {
+	// No child at all (ECHILD) is proof enough that the tree is gone: as
+	// the subreaper we inherit every orphan of it before its parent can
+	// be reaped. Only otherwise is /proc searched for what is left.
+	if c.killing && !none {
 		k.killLeftovers()
 	}
 	if c.exited && none {
