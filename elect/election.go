@@ -101,9 +101,15 @@ func (e *Election) ResignTerm(ctx context.Context, token uint64) error {
 }
 
 func (e *Election) resign1(ctx context.Context, token uint64) error {
+	return askResign(ctx, e.resign, token)
+}
+
+// askResign sends a resign request to a running loop and waits for its
+// answer, or for ctx.
+func askResign(ctx context.Context, loop chan<- resignRequest, token uint64) error {
 	req := resignRequest{token: token, reply: make(chan error, 1)}
 	select {
-	case e.resign <- req:
+	case loop <- req:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -121,17 +127,28 @@ func (e *Election) resign1(ctx context.Context, token uint64) error {
 // token without the permissions it needs.
 func (e *Election) Run(ctx context.Context) error {
 	defer e.events.close()
+	return runWithSession(ctx, e.sess, e.ownSession, func(sessErr <-chan error) (sessGone bool, err error) {
+		l := &loop{e: e, ctx: ctx, sessErr: sessErr}
+		err = l.run()
+		return l.sessGone, err
+	})
+}
+
+// runWithSession runs a campaign loop beside its own session's Run (when
+// own), which it outlives: the session is canceled only once the loop has
+// returned (every key released), then waited for. The loop reports
+// whether it already took the session's result from sessErr.
+func runWithSession(ctx context.Context, sess *Session, own bool, loop func(sessErr <-chan error) (sessGone bool, err error)) error {
 	sessErr := make(chan error, 1)
 	var stopSession context.CancelFunc = func() {}
-	if e.ownSession {
+	if own {
 		var sctx context.Context
 		sctx, stopSession = context.WithCancel(context.WithoutCancel(ctx))
-		go func() { sessErr <- e.sess.Run(sctx) }()
+		go func() { sessErr <- sess.Run(sctx) }()
 	}
-	l := &loop{e: e, ctx: ctx, sessErr: sessErr}
-	err := l.run()
+	sessGone, err := loop(sessErr)
 	stopSession()
-	if e.ownSession && !l.sessGone {
+	if own && !sessGone {
 		if serr := <-sessErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 			err = serr
 		}

@@ -182,18 +182,7 @@ func (s *Slots) setState(f func(*State)) {
 // like Election.ResignTerm: the holder leaves .lock and stays a contender,
 // not joining again for ResignHoldOff unless another holder joins first.
 func (s *Slots) ResignTerm(ctx context.Context, token uint64) error {
-	req := resignRequest{token: token, reply: make(chan error, 1)}
-	select {
-	case s.resign <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case err := <-req.reply:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return askResign(ctx, s.resign, token)
 }
 
 // Run campaigns until ctx is canceled. On cancel it steps down
@@ -202,22 +191,11 @@ func (s *Slots) ResignTerm(ctx context.Context, token uint64) error {
 // can't fix: ACL denied, ErrSlotsConflict.
 func (s *Slots) Run(ctx context.Context) error {
 	defer s.events.close()
-	sessErr := make(chan error, 1)
-	var stopSession context.CancelFunc = func() {}
-	if s.ownSession {
-		var sctx context.Context
-		sctx, stopSession = context.WithCancel(context.WithoutCancel(ctx))
-		go func() { sessErr <- s.sess.Run(sctx) }()
-	}
-	l := newSlotsLoop(s, ctx, sessErr)
-	err := l.run()
-	stopSession()
-	if s.ownSession && !l.sessGone {
-		if serr := <-sessErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-	}
-	return err
+	return runWithSession(ctx, s.sess, s.ownSession, func(sessErr <-chan error) (sessGone bool, err error) {
+		l := newSlotsLoop(s, ctx, sessErr)
+		err = l.run()
+		return l.sessGone, err
+	})
 }
 
 func (s *Slots) lockKey() string                { return s.cfg.Key + "/" + SemaphoreLockKey }
