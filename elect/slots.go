@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
@@ -51,19 +49,15 @@ import (
 // Fencing: each slot term's token is the ModifyIndex of the .lock write
 // that added the holder, a Raft index: strictly increasing across all
 // slot terms of all candidates.
+//
+// Events and State are as an Election's: State's Leader is this candidate
+// while it holds a slot (with its token), nil otherwise; Holders lists
+// them all.
 type Slots struct {
-	c          SlotsConsul
-	cfg        Config
-	limit      int
-	log        *slog.Logger
-	sess       *Session
-	ownSession bool
-	events     *eventQueue
-	resign     chan resignRequest
-
-	mu      sync.Mutex
-	state   State
-	holders []Holder
+	campaign
+	c       SlotsConsul
+	limit   int
+	holders []Holder // guarded by campaign.mu
 }
 
 // SlotsConsul is what Slots needs of Consul: an election's operations, a
@@ -126,44 +120,13 @@ func NewSlots(c SlotsConsul, cfg Config, limit int) (*Slots, error) {
 	if err != nil {
 		return nil, fmt.Errorf("elect: invalid config: %w", err)
 	}
-	s := &Slots{
-		c: c, cfg: cfg, limit: limit,
-		log:    cfg.Logger.With("key", cfg.Key),
-		events: newEventQueue(),
-		resign: make(chan resignRequest),
-		state:  State{Key: cfg.Key},
-	}
-	if cfg.Session != nil {
-		s.sess = cfg.Session
-	} else {
-		sc := cfg.sessionConfig().withDefaults()
-		sc.DestroyTimeout = cfg.ReleaseTimeout
-		s.sess = newSession(c, sc)
-		s.ownSession = true
-	}
+	s := &Slots{c: c, limit: limit}
+	s.init(c, cfg)
 	return s, nil
 }
 
 // Limit is the number of slots.
 func (s *Slots) Limit() int { return s.limit }
-
-// Events returns the ordered event stream, as Election's: elected and
-// stepped_down for this candidate's slot terms, error for retried Consul
-// errors. Call it before Run.
-func (s *Slots) Events() <-chan Event { return s.events.channel() }
-
-// State returns a snapshot. Leader is this candidate while it holds a slot
-// (with its token), nil otherwise; Holders lists them all.
-func (s *Slots) State() State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.state
-	if st.Leader != nil {
-		l := *st.Leader
-		st.Leader = &l
-	}
-	return st
-}
 
 // Holders returns the holders as last seen, sorted by session.
 func (s *Slots) Holders() []Holder {
@@ -172,17 +135,11 @@ func (s *Slots) Holders() []Holder {
 	return append([]Holder(nil), s.holders...)
 }
 
-func (s *Slots) setState(f func(*State)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(&s.state)
-}
-
 // ResignTerm gives up the slot term with fencing token token (0: any),
 // like Election.ResignTerm: the holder leaves .lock and stays a contender,
 // not joining again for ResignHoldOff unless another holder joins first.
 func (s *Slots) ResignTerm(ctx context.Context, token uint64) error {
-	return askResign(ctx, s.resign, token)
+	return s.askResign(ctx, token)
 }
 
 // Run campaigns until ctx is canceled. On cancel it steps down
@@ -190,8 +147,7 @@ func (s *Slots) ResignTerm(ctx context.Context, token uint64) error {
 // session and returns nil. It returns an error only for problems retrying
 // can't fix: ACL denied, ErrSlotsConflict.
 func (s *Slots) Run(ctx context.Context) error {
-	defer s.events.close()
-	return runWithSession(ctx, s.sess, s.ownSession, func(sessErr <-chan error) (sessGone bool, err error) {
+	return s.run(ctx, func(sessErr <-chan error) (sessGone bool, err error) {
 		l := newSlotsLoop(s, ctx, sessErr)
 		err = l.run()
 		return l.sessGone, err
