@@ -193,20 +193,26 @@ func (f *fakeConsul) invalidate(id string) {
 	f.bump()
 }
 
+// blockingTimeout is when a blocking query with q returns unchanged, as
+// Consul does (a wait of 0 is 5 minutes); nil when q does not block.
+func blockingTimeout(q consulhttp.QueryOptions) <-chan time.Time {
+	if q.Index == 0 {
+		return nil
+	}
+	wait := q.Wait
+	if wait <= 0 {
+		wait = 5 * time.Minute
+	}
+	return time.After(wait)
+}
+
 func (f *fakeConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
 	f.mu.Lock()
 	if err := f.enter("get"); err != nil {
 		f.mu.Unlock()
 		return nil, consulhttp.QueryMeta{}, err
 	}
-	var timeout <-chan time.Time
-	if q.Index > 0 {
-		wait := q.Wait
-		if wait <= 0 {
-			wait = 5 * time.Minute
-		}
-		timeout = time.After(wait)
-	}
+	timeout := blockingTimeout(q)
 	for {
 		p, ok := f.kv[key]
 		idx := f.index

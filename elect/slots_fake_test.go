@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
 )
@@ -19,14 +18,7 @@ func (f *fakeConsul) ListKV(ctx context.Context, prefix string, q consulhttp.Que
 		f.mu.Unlock()
 		return nil, consulhttp.QueryMeta{}, err
 	}
-	var timeout <-chan time.Time
-	if q.Index > 0 {
-		wait := q.Wait
-		if wait <= 0 {
-			wait = 5 * time.Minute
-		}
-		timeout = time.After(wait)
-	}
+	timeout := blockingTimeout(q)
 	for {
 		if q.Index == 0 || f.index > q.Index {
 			var out []consulhttp.KVPair
