@@ -366,7 +366,9 @@ func TestRunSlotsWithConsulLock(t *testing.T) {
 	stopAll(t, lds...)
 	_ = syscall.Kill(-locks[1].Process.Pid, syscall.SIGTERM)
 	_ = syscall.Kill(-cl3.Process.Pid, syscall.SIGTERM)
-	time.Sleep(time.Second)
+	// Their children's stop lines are in the log once they are gone.
+	waitGone(t, locks[1].Process.Pid, 15*time.Second)
+	waitGone(t, cl3.Process.Pid, 15*time.Second)
 	if n, ids := maxRunning(childSpans(readChildLog(t, childLog), nil)); n > 2 {
 		t.Errorf("%d children at once (%v), limit 2", n, ids)
 	}
