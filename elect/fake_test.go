@@ -259,7 +259,9 @@ func (f *fakeConsul) Acquire(ctx context.Context, key, session string, value []b
 		return false, err
 	}
 	if _, ok := f.sessions[session]; !ok {
-		return false, &consulhttp.StatusError{Method: "PUT", Path: "/v1/kv/" + key, Code: 500, Body: fmt.Sprintf("invalid session %q", session)}
+		// As consulhttp.Client.Acquire reports Consul's answer.
+		se := &consulhttp.StatusError{Method: "PUT", Path: "/v1/kv/" + key, Code: 500, Body: fmt.Sprintf("invalid session %q", session)}
+		return false, fmt.Errorf("%w (%w)", consulhttp.ErrSessionNotFound, se)
 	}
 	p, ok := f.kv[key]
 	switch {

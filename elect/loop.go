@@ -402,7 +402,7 @@ func (l *loop) tryAcquire() {
 		}
 		l.acquireFails++
 		l.acquireAt = time.Now().Add(backoff(l.acquireFails))
-		if errors.Is(err, consulhttp.ErrSessionNotFound) || isInvalidSession(err) {
+		if errors.Is(err, consulhttp.ErrSessionNotFound) {
 			l.e.sess.requestReset(sid)
 		}
 		l.e.setState(func(s *State) { s.LastError, s.Reachable = err, !consulhttp.IsRetryable(err) })
@@ -509,9 +509,4 @@ func (l *loop) release(sid string, quick bool) {
 	if _, err := l.e.c.Release(ctx, l.e.cfg.Key, sid, val); err != nil {
 		l.e.log.Warn("release failed", "session", sid, "err", err)
 	}
-}
-
-func isInvalidSession(err error) bool {
-	var se *consulhttp.StatusError
-	return errors.As(err, &se) && se.Code == 500 && containsFold(se.Body, "invalid session")
 }
