@@ -17,12 +17,8 @@ import (
 	"github.com/leaderd/leaderd/integration/devconsul"
 )
 
-// httpClient talks to agents that come and go: no keep-alives, and a
-// short timeout per request.
-var httpClient = &http.Client{
-	Timeout:   5 * time.Second,
-	Transport: &http.Transport{DisableKeepAlives: true},
-}
+// httpClient talks to agents that come and go (see devconsul.HTTPClient).
+var httpClient = devconsul.HTTPClient()
 
 // kv does one KV request against a; it returns the status and body.
 func kv(t *testing.T, a *Agent, method, key, token, value string) (int, string) {

@@ -17,6 +17,12 @@ var httpClient = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
+// HTTPClient returns the client this package polls agents with, for
+// callers that talk to agents that come and go as well (a test's KV
+// requests across Restart): no keep-alives, so a dead agent leaves no idle
+// connection behind, and a 5s timeout per request.
+func HTTPClient() *http.Client { return httpClient }
+
 // pollInterval is how often readiness is polled; a dev agent is ready
 // about 0.15s after start.
 const pollInterval = 50 * time.Millisecond
