@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/leaderd/leaderd/elect/child"
+	"github.com/leaderd/leaderd/integration/history"
 )
 
 // logLine is one line a leaderd process wrote: a JSON log record on
@@ -124,19 +127,15 @@ func start(t *testing.T, h *hub, name string, env []string, args ...string) *pro
 	if err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan error, 1)
+	// Pdeathsig follows the creating thread, not the process: p.done
+	// keeps that thread until leaderd is reaped.
+	if err := child.StartLocked(p.cmd.Start, p.done); err != nil {
+		logf.Close()
+		t.Fatalf("start leaderd %s: %v", name, err)
+	}
 	var readers sync.WaitGroup
 	readers.Add(2)
-	// Started and waited for on one locked thread: Pdeathsig follows the
-	// creating thread, not the process.
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := p.cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
 		readers.Wait() // Wait closes the pipes: read them to the end first
 		_ = p.cmd.Wait()
 		p.code = p.cmd.ProcessState.ExitCode()
@@ -145,9 +144,6 @@ func start(t *testing.T, h *hub, name string, env []string, args ...string) *pro
 	}()
 	go p.scan(h, stdout, true, nil, &readers)
 	go p.scan(h, stderr, false, logf, &readers)
-	if err := <-started; err != nil {
-		t.Fatalf("start leaderd %s: %v", name, err)
-	}
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
@@ -266,23 +262,12 @@ func readChildLog(t *testing.T, path string) []childEvent {
 	return evs
 }
 
-// gone reports whether pid is dead (absent, or a zombie nobody reaped).
-func gone(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
-}
-
 // waitGone waits until pid is dead. Nothing announces another process's
 // death to us, so this is the one place that polls /proc.
 func waitGone(t *testing.T, pid int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !gone(pid) {
+	for !history.Gone(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("process %d still alive after %v", pid, timeout)
 		}

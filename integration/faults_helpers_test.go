@@ -8,11 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/leaderd/leaderd/elect/child"
 	"github.com/leaderd/leaderd/integration/consultest"
 	"github.com/leaderd/leaderd/integration/history"
 )
@@ -112,25 +112,19 @@ func (r *faultRig) start(name, consul string, flags []string, env ...string) *fa
 		t.Fatal(err)
 	}
 	p := &faultProc{r: r, name: name, done: make(chan struct{})}
-	started := make(chan error, 1)
-	// Started and waited for on one locked thread: Pdeathsig follows the
-	// creating thread, not the process.
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		p.pid = cmd.Process.Pid
-		started <- nil
-		_ = cmd.Wait()
-		p.code = cmd.ProcessState.ExitCode()
-		r.h.Add(history.Event{Candidate: name, Kind: history.ProcGone, PID: p.pid, Note: fmt.Sprintf("exit %d", p.code)})
-		close(p.done)
-	}()
-	err = <-started
+	// Pdeathsig follows the creating thread, not the process: p.done
+	// keeps that thread until leaderd is reaped.
+	err = child.StartLocked(cmd.Start, p.done)
 	pw.Close()
+	if err == nil {
+		p.pid = cmd.Process.Pid
+		go func() {
+			_ = cmd.Wait()
+			p.code = cmd.ProcessState.ExitCode()
+			r.h.Add(history.Event{Candidate: name, Kind: history.ProcGone, PID: p.pid, Note: fmt.Sprintf("exit %d", p.code)})
+			close(p.done)
+		}()
+	}
 	if err != nil {
 		pr.Close()
 		logf.Close()

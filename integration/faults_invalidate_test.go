@@ -112,7 +112,7 @@ var invalidations = []invalidation{
 		// failed. `-prune` of a live node erases it: serf holds the
 		// command ~8s, then the leader deregisters the node (reason
 		// "reaped"), destroying its sessions while its agent and leaderd
-		// run on. See consultest's package doc for the measurements.
+		// run on. See devconsul's package doc for the measurements.
 		//
 		// And while serf holds the command it holds its member lock on
 		// the server: the server stops answering gossip probes, the

@@ -27,10 +27,9 @@ func setSubreaper() error {
 // process can join a session it was not born in, so everything the command
 // starts is in its session or in one some process of its tree created,
 // never in leaderd's, which is how leaderd tells a dead keeper's leftovers
-// from its other children (see reapOrphans).
-// Pdeathsig fires when the creating *thread* exits (go.dev/issue/27505),
-// so the fork happens on a goroutine locked to its OS thread, which stays
-// until release is closed (once the process is reaped).
+// from its other children (see reapOrphans). The fork happens through
+// StartLocked, whose thread stays until release is closed (once the
+// process is reaped).
 func spawn(argv, env []string, release <-chan struct{}) (pid int, code int, err error) {
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
@@ -39,32 +38,44 @@ func spawn(argv, env []string, release <-chan struct{}) (pid int, code int, err 
 		}
 		return 0, 126, err
 	}
-	type result struct {
-		pid int
-		err error
-	}
-	res := make(chan result)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{
+	err = StartLocked(func() error {
+		var err error
+		pid, err = syscall.ForkExec(path, argv, &syscall.ProcAttr{
 			Env:   env,
 			Files: []uintptr{0, 1, 2},
 			Sys:   &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL},
 		})
-		res <- result{pid, err}
+		return err
+	}, release)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) {
+			return 0, 127, err
+		}
+		return 0, 126, err
+	}
+	return pid, 0, nil
+}
+
+// StartLocked runs start, which forks a process (an exec.Cmd's Start, a
+// syscall.ForkExec), on a goroutine locked to its OS thread, and keeps that
+// thread until release is closed. Pdeathsig fires when the creating
+// *thread* exits, not the process (go.dev/issue/27505): started on any
+// other goroutine, a process with Pdeathsig could be killed whenever the
+// Go runtime retires that thread. Close release once the process has been
+// reaped. If start fails the thread is let go at once and its error
+// returned.
+func StartLocked(start func() error, release <-chan struct{}) error {
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := start()
+		started <- err
 		if err == nil {
 			<-release
 		}
 	}()
-	r := <-res
-	if r.err != nil {
-		if errors.Is(r.err, syscall.ENOENT) {
-			return 0, 127, r.err
-		}
-		return 0, 126, r.err
-	}
-	return r.pid, 0, nil
+	return <-started
 }
 
 // exitedChild returns the pid of a child of ours that has exited, without

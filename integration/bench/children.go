@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/leaderd/leaderd/integration/history"
 )
 
 // childEvent is one line a child wrote (see the child command), or one the
@@ -142,29 +144,12 @@ func parseChildLine(s string) (childEvent, bool) {
 	return ev, true
 }
 
-// pidAlive reports whether pid runs (a zombie doesn't: it is dead, merely
-// not reaped yet, which an orphan's new parent may never do here).
-func pidAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// "pid (comm) S ...": the state follows the last ')'.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+2 >= len(s) {
-		return false
-	}
-	st := s[i+2]
-	return st != 'Z' && st != 'X'
-}
-
 // awaitGone polls until pid is dead, for at most d; it returns when it
 // died (or the zero time if it was still alive at the end).
 func awaitGone(pid int, d time.Duration) time.Time {
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if !pidAlive(pid) {
+		if history.Gone(pid) {
 			return time.Now()
 		}
 		time.Sleep(500 * time.Microsecond) // polling a /proc file; nothing to wait on
@@ -197,7 +182,7 @@ func (b *bench) awaitEnd(ctx context.Context, mark int, child childEvent) (child
 			return childEvent{}, fmt.Errorf("waiting for child %s (pid %d) to end: %w", child.Label, child.PID, context.Cause(ctx))
 		case <-tick.C:
 		}
-		if pidAlive(child.PID) {
+		if !history.Gone(child.PID) {
 			continue
 		}
 		died := time.Now()

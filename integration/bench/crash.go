@@ -6,6 +6,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/leaderd/leaderd/integration/history"
 )
 
 // crashes SIGKILLs the leader of 3 candidates of f, runs times, and measures
@@ -81,7 +83,7 @@ func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, e
 			return res, fmt.Errorf("%s run %d: %w (logs: %s)", s.name, i, err, s.out.Name())
 		}
 		run.Failover = ms(next.At.Sub(killed))
-		run.OldChildAlive = pidAlive(old.PID)
+		run.OldChildAlive = !history.Gone(old.PID)
 		diedAt := <-gone
 		how := "killed"
 		if diedAt.IsZero() || diedAt.After(next.At) {

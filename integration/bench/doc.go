@@ -39,12 +39,11 @@
 //     can't hold it), and one process running 1,000 elections on one shared
 //     session (this program re-executed with -internal-many).
 //
-// Consul comes from $CONSUL_BIN, consul on $PATH if it is v1.16.3, the
-// cached build in <user cache dir>/leaderd, or is built there from
-// integration/consulbuild, as package consultest does; consultest itself
-// needs a testing.TB, so the agent launcher here is its own. The agent's
-// per-client connection limit is raised: all candidates reach it from
-// 127.0.0.1 through the proxy.
+// Consul and its agent come from package devconsul, as for the tests:
+// $CONSUL_BIN, consul on $PATH if it is v1.16.3, the cached build in
+// <user cache dir>/leaderd, or built there from integration/consulbuild.
+// The agent's per-client connection limit is raised: all candidates reach
+// it from 127.0.0.1 through the proxy.
 //
 // It is a program, not a test: `go test ./...` only runs its unit tests
 // (statistics, parsing, the SVG writer and the report).

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/leaderd/leaderd/integration/devconsul"
 )
 
 func main() {
@@ -201,21 +203,22 @@ func measure(ctx context.Context, root string, p plan, want []string, quick, tra
 	}()
 	logf := func(format string, a ...any) { log.Info(fmt.Sprintf(format, a...)) }
 	b := &bench{work: work, log: log, hub: newHub(), childLog: filepath.Join(work, "children.log")}
-	if b.consul, err = findConsul(ctx, root, logf); err != nil {
+	if b.consul, err = devconsul.Find(ctx, os.Getenv, logf); err != nil {
 		return nil, err
 	}
-	if v, err := versionOf(ctx, b.consul); err != nil {
+	// Find trusts CONSUL_BIN; the results must name the version measured.
+	if v, err := devconsul.VersionOf(ctx, b.consul); err != nil {
 		return nil, err
-	} else if r.ConsulVersion = v; v != consulVersion {
-		return nil, fmt.Errorf("%s is consul v%s, the benchmark needs v%s", b.consul, v, consulVersion)
+	} else if r.ConsulVersion = v; v != devconsul.Version {
+		return nil, fmt.Errorf("%s is consul v%s, the benchmark needs v%s", b.consul, v, devconsul.Version)
 	}
 	if err := b.build(ctx, root, &r.Footprint); err != nil {
 		return nil, err
 	}
-	if b.agent, err = startAgent(ctx, b.consul, filepath.Join(work, "consul.log")); err != nil {
+	if b.agent, err = startAgent(ctx, b.consul, work, logf); err != nil {
 		return nil, err
 	}
-	defer b.agent.stop()
+	defer b.agent.Close()
 	b.proxy = newProxy(b.agent.Addr)
 	if trace {
 		f, err := os.Create(filepath.Join(work, "trace.log"))

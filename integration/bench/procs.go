@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/leaderd/leaderd/elect/child"
+	"github.com/leaderd/leaderd/integration/devconsul"
+	"github.com/leaderd/leaderd/integration/history"
 )
 
 // bench is what every experiment shares: the binaries, the agent, the
@@ -22,7 +25,7 @@ type bench struct {
 	child    string
 	work     string // scratch directory
 	childLog string
-	agent    *agent
+	agent    *devconsul.Agent
 	proxy    *proxy
 	hub      *hub
 	log      *slog.Logger
@@ -154,36 +157,28 @@ func (b *bench) stopAll() {
 		c.port.close()
 	}
 	for _, ev := range b.hub.running("") {
-		if pidAlive(ev.PID) {
+		if !history.Gone(ev.PID) {
 			syscall.Kill(ev.PID, syscall.SIGTERM)
 		}
 	}
 }
 
-// startLocked starts cmd from a goroutine locked to its OS thread and waits
-// for it there: Pdeathsig is tied to the thread that started the process,
-// and with it no candidate survives the benchmark being killed.
-func startLocked(cmd *exec.Cmd) (chan struct{}, error) {
+// startLocked starts cmd with Pdeathsig through child.StartLocked, so no
+// candidate survives the benchmark being killed. done is closed once cmd
+// exited and was reaped.
+func startLocked(cmd *exec.Cmd) (done chan struct{}, err error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
-	started := make(chan error, 1)
-	done := make(chan struct{})
+	done = make(chan struct{})
+	if err := child.StartLocked(cmd.Start, done); err != nil {
+		return nil, err
+	}
 	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
 		cmd.Wait()
 		close(done)
 	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
 	return done, nil
 }
 

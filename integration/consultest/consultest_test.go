@@ -3,20 +3,22 @@ package consultest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/leaderd/leaderd/integration/devconsul"
 )
+
+// httpClient talks to agents that come and go (see devconsul.HTTPClient).
+var httpClient = devconsul.HTTPClient()
 
 // kv does one KV request against a; it returns the status and body.
 func kv(t *testing.T, a *Agent, method, key, token, value string) (int, string) {
@@ -145,7 +147,7 @@ func TestRestart(t *testing.T) {
 				a.Stop()
 				a.Stop() // idempotent
 			}
-			if a.running() {
+			if a.Running() {
 				t.Fatal("agent still running after Stop/Kill")
 			}
 			a.Restart(t)
@@ -172,7 +174,7 @@ func TestACLDeniesAnonymousAcceptsManagementToken(t *testing.T) {
 		wantCode int
 	}{
 		{name: "anonymous", token: "", wantCode: http.StatusForbidden},
-		{name: "unknown token", token: newUUID(), wantCode: http.StatusForbidden},
+		{name: "unknown token", token: devconsul.NewUUID(), wantCode: http.StatusForbidden},
 		{name: "management token", token: a.Token, wantCode: http.StatusOK},
 	}
 	for _, tt := range tests {
@@ -261,11 +263,11 @@ func TestFailedTestGetsLogTailAndStoppedAgent(t *testing.T) {
 	for i := len(f.cleanups) - 1; i >= 0; i-- {
 		f.cleanups[i]()
 	}
-	if a.running() {
+	if a.Running() {
 		t.Error("agent still running after its cleanups")
 	}
 	out := strings.Join(f.logs, "\n")
-	for _, want := range []string{"consul agent " + a.NodeName + " log (last 50 lines", "[INFO]  agent", "=== consultest: consul agent " + a.NodeName + " exited"} {
+	for _, want := range []string{"consul agent " + a.NodeName + " log (last 50 lines", "[INFO]  agent", "=== devconsul: consul agent " + a.NodeName + " exited"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("failure output lacks %q; got:\n%s", want, out)
 		}
@@ -275,30 +277,6 @@ func TestFailedTestGetsLogTailAndStoppedAgent(t *testing.T) {
 	}
 	if n := strings.Count(out, "\n"); n > 55 {
 		t.Errorf("failure output has %d lines, want about 50", n)
-	}
-}
-
-// A lost port race must be recognised so Start can retry on new ports.
-func TestPortTakenIsDetectedAsAddrInUse(t *testing.T) {
-	t.Parallel()
-	p, err := pickPorts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	thief, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.http)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer thief.Close()
-	a := newAgent(t, Binary(t), Options{}, "", "")
-	a.setPorts(p)
-	if err := a.launch(); err != nil {
-		t.Fatal(err)
-	}
-	err = awaitReady([]*Agent{a}, readyTimeout, a.checkReady)
-	var exited *exitedError
-	if !errors.As(err, &exited) || !exited.addrInUse {
-		t.Fatalf("awaitReady with the HTTP port taken = %v, want an exitedError with addrInUse", err)
 	}
 }
 
@@ -331,25 +309,25 @@ func TestClientAgent(t *testing.T) {
 	}
 	sid := createSession(t, cl)
 	var info []struct{ Node string }
-	if err := srv.getJSON(t.Context(), "/v1/session/info/"+sid, &info); err != nil || len(info) != 1 || info[0].Node != cl.NodeName {
+	if err := srv.GetJSON(t.Context(), "/v1/session/info/"+sid, &info); err != nil || len(info) != 1 || info[0].Node != cl.NodeName {
 		t.Fatalf("session info on the server: %+v, %v; want one session on node %s", info, err, cl.NodeName)
 	}
 
 	cl.Terminate()
-	if cl.running() {
+	if cl.Running() {
 		t.Fatal("client still running after Terminate")
 	}
 	// The node is deregistered when it leaves, and its sessions with it.
 	// (Its catalog entry may come back: a client stopped right after its
 	// start can finish its first anti-entropy sync after the leave.)
-	if err := srv.getJSON(t.Context(), "/v1/session/info/"+sid, &info); err != nil || len(info) != 0 {
+	if err := srv.GetJSON(t.Context(), "/v1/session/info/"+sid, &info); err != nil || len(info) != 0 {
 		t.Errorf("session info after the client left: %+v, %v; want none", info, err)
 	}
 	var members []struct {
 		Name   string
 		Status int
 	}
-	if err := srv.getJSON(t.Context(), "/v1/agent/members", &members); err != nil {
+	if err := srv.GetJSON(t.Context(), "/v1/agent/members", &members); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range members {
@@ -385,9 +363,9 @@ func createSession(t *testing.T, a *Agent) string {
 // awaitNodeGone waits until node is no longer in srv's catalog.
 func awaitNodeGone(t *testing.T, srv *Agent, node string) {
 	t.Helper()
-	err := awaitReady(nil, 15*time.Second, func(ctx context.Context) error {
+	err := devconsul.Await(t.Context(), nil, 15*time.Second, func(ctx context.Context) error {
 		var nodes []struct{ Node string }
-		if err := srv.getJSON(ctx, "/v1/catalog/nodes", &nodes); err != nil {
+		if err := srv.GetJSON(ctx, "/v1/catalog/nodes", &nodes); err != nil {
 			return err
 		}
 		for _, n := range nodes {

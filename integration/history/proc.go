@@ -58,6 +58,14 @@ func (w *ProcWatch) Stopped() bool {
 	return ok && w.start != "" && start == w.start && (st == 'T' || st == 't')
 }
 
+// Gone reports whether pid is dead: absent, or a zombie nobody reaped
+// (an orphan's new parent may never reap it). Unlike ProcWatch it can't
+// tell a reused pid from the process it once was.
+func Gone(pid int) bool {
+	st, _, ok := procStat(pid)
+	return !ok || dead(st)
+}
+
 func dead(state byte) bool { return state == 'Z' || state == 'X' || state == 'x' }
 
 // procStat reads a process's state and start time from /proc/<pid>/stat.

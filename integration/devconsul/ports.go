@@ -1,4 +1,4 @@
-package consultest
+package devconsul
 
 import (
 	"errors"
@@ -6,20 +6,18 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"testing"
 )
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
 // port is released before returning, so another process may take it first:
 // whoever binds it must be ready to retry (Start does).
-func FreePort(t testing.TB) int {
-	t.Helper()
+func FreePort() (int, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("consultest: find a free port on 127.0.0.1: %v", err)
+		return 0, fmt.Errorf("find a free port on 127.0.0.1: %w", err)
 	}
 	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // agentPorts are the listeners an agent needs; the others are disabled.

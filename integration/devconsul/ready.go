@@ -1,4 +1,4 @@
-package consultest
+package devconsul
 
 import (
 	"context"
@@ -17,15 +17,23 @@ var httpClient = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true},
 }
 
+// HTTPClient returns the client this package polls agents with, for
+// callers that talk to agents that come and go as well (a test's KV
+// requests across Restart): no keep-alives, so a dead agent leaves no idle
+// connection behind, and a 5s timeout per request.
+func HTTPClient() *http.Client { return httpClient }
+
 // pollInterval is how often readiness is polled; a dev agent is ready
 // about 0.15s after start.
 const pollInterval = 50 * time.Millisecond
 
-// awaitReady polls ready until it succeeds. It fails early with an
-// *exitedError when one of agents exits, and after timeout with ready's
-// last error.
-func awaitReady(agents []*Agent, timeout time.Duration, ready func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+// Await polls ready every 50ms until it succeeds. It fails early with an
+// *ExitedError when one of agents exits, with ctx's error when ctx ends,
+// and after timeout with ready's last error. Never a fixed sleep: a dev
+// agent is ready about 0.15s after start.
+func Await(ctx context.Context, agents []*Agent, timeout time.Duration, ready func(context.Context) error) error {
+	parent := ctx
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// A poll can hang on a port someone else holds; an exit must end it.
 	pollCtx, cancelPoll := context.WithCancel(ctx)
@@ -55,6 +63,9 @@ func awaitReady(agents []*Agent, timeout time.Duration, ready func(context.Conte
 		}
 		select {
 		case <-ctx.Done():
+			if parent.Err() != nil {
+				return parent.Err()
+			}
 			return fmt.Errorf("consul not ready after %s: %w", timeout, err)
 		case <-pollCtx.Done(): // an agent exited; report it above
 		case <-tick.C:
@@ -80,7 +91,7 @@ func (a *Agent) checkReady(ctx context.Context) error {
 		catalog = a.server
 	}
 	var checks []struct{ CheckID, Status string }
-	if err := catalog.getJSON(ctx, "/v1/health/node/"+url.PathEscape(a.NodeName), &checks); err != nil {
+	if err := catalog.GetJSON(ctx, "/v1/health/node/"+url.PathEscape(a.NodeName), &checks); err != nil {
 		return err
 	}
 	for _, c := range checks {
@@ -98,13 +109,13 @@ func (a *Agent) checkReady(ctx context.Context) error {
 // this agent sees it, "" if it knows none.
 func (a *Agent) raftLeader(ctx context.Context) (string, error) {
 	var leader string
-	err := a.getJSON(ctx, "/v1/status/leader", &leader)
+	err := a.GetJSON(ctx, "/v1/status/leader", &leader)
 	return leader, err
 }
 
 // getJSON GETs path from the agent, with its token if any, and decodes a
 // 200 answer into out.
-func (a *Agent) getJSON(ctx context.Context, path string, out any) error {
+func (a *Agent) GetJSON(ctx context.Context, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.URL()+path, nil)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package consultest
+package devconsul
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/leaderd/leaderd/elect/child"
 )
 
 // process is one run of the consul binary.
@@ -42,18 +44,21 @@ func (a *Agent) launch() error {
 	if err != nil {
 		return fmt.Errorf("agent log: %w", err)
 	}
-	fmt.Fprintf(a.logFile, "=== consultest: starting consul agent %s (http %s, server %d, serf %d)\n",
+	fmt.Fprintf(a.logFile, "=== devconsul: starting consul agent %s (http %s, server %d, serf %d)\n",
 		a.NodeName, a.Addr, a.ServerPort, a.SerfPort)
 	cmd := exec.Command(a.bin, a.args()...)
 	cmd.Stdout, cmd.Stderr = a.logFile, a.logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	// Its own process group: a Ctrl-C at a terminal reaches us, not the
+	// agent, which we then stop in order, and killGroup leaves nothing.
+	// Pdeathsig: it dies with us, even by SIGKILL.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	p := &process{cmd: cmd, done: make(chan struct{}), logStart: off}
+	if err := child.StartLocked(cmd.Start, p.done); err != nil {
 		return fmt.Errorf("start consul agent %s: %w", a.NodeName, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{}), logStart: off}
 	go func() {
 		p.err = cmd.Wait()
-		fmt.Fprintf(a.logFile, "=== consultest: consul agent %s exited: %v\n", a.NodeName, exitStatus(p.err))
+		fmt.Fprintf(a.logFile, "=== devconsul: consul agent %s exited: %v\n", a.NodeName, exitStatus(p.err))
 		close(p.done)
 	}()
 	a.mu.Lock()
@@ -74,7 +79,7 @@ func exitStatus(err error) string {
 func (a *Agent) args() []string {
 	args := []string{"agent"}
 	switch {
-	case a.client:
+	case a.server != nil:
 		args = append(args, "-data-dir="+a.DataDir)
 	case a.bootstrapExpect == 0:
 		args = append(args, "-dev")
@@ -97,9 +102,9 @@ func (a *Agent) args() []string {
 		"-dns-port=-1",
 		"-grpc-port=-1",
 		"-grpc-tls-port=-1",
-		"-log-level=info",
+		"-log-level="+a.logLevel,
 	)
-	if a.bootstrapExpect > 0 || a.client {
+	if a.bootstrapExpect > 0 || a.server != nil {
 		args = append(args, "-hcl", quickHCL)
 	}
 	if a.aclFile != "" {
@@ -127,29 +132,29 @@ gossip_lan {
 }
 `
 
-// exitedError reports an agent that exited before it was ready.
-type exitedError struct {
-	agent     *Agent
-	err       error
-	addrInUse bool   // lost a port race: worth retrying
+// ExitedError reports an agent that exited before it was ready.
+type ExitedError struct {
+	Agent     *Agent
+	Err       error  // cmd.Wait's
+	AddrInUse bool   // lost a port race: worth retrying on other ports
 	tail      string // this run's last log lines
 }
 
-func (e *exitedError) Error() string {
+func (e *ExitedError) Error() string {
 	return fmt.Sprintf("consul agent %s exited before it was ready (%s); its log ends:\n%s",
-		e.agent.NodeName, exitStatus(e.err), e.tail)
+		e.Agent.NodeName, exitStatus(e.Err), e.tail)
 }
 
 // exitedErr describes p's exit from the agent's log.
-func (a *Agent) exitedErr(p *process) *exitedError {
+func (a *Agent) exitedErr(p *process) *ExitedError {
 	b, _ := os.ReadFile(a.LogPath)
 	if p.logStart <= int64(len(b)) {
 		b = b[p.logStart:]
 	}
-	return &exitedError{
-		agent:     a,
-		err:       p.err,
-		addrInUse: strings.Contains(string(b), "address already in use"),
+	return &ExitedError{
+		Agent:     a,
+		Err:       p.err,
+		AddrInUse: strings.Contains(string(b), "address already in use"),
 		tail:      lastLines(b, 30),
 	}
 }

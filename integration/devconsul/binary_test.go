@@ -1,4 +1,4 @@
-package consultest
+package devconsul
 
 import (
 	"errors"
@@ -38,10 +38,10 @@ func TestLookupOrder(t *testing.T) {
 		notCache bool   // want errNotCached
 		wantLog  string // substring of a logged line
 	}{
-		{name: "CONSUL_BIN wins over everything", setup: setup{consulBin: "exec", pathConsul: consulVersion, cached: true}, want: "consulbin"},
+		{name: "CONSUL_BIN wins over everything", setup: setup{consulBin: "exec", pathConsul: Version, cached: true}, want: "consulbin"},
 		{name: "CONSUL_BIN missing fails naming it", setup: setup{consulBin: "missing", cached: true}, wantErr: "CONSUL_BIN="},
 		{name: "CONSUL_BIN not executable fails", setup: setup{consulBin: "noexec", cached: true}, wantErr: "not executable"},
-		{name: "PATH consul of the right version", setup: setup{pathConsul: consulVersion, cached: true}, want: "path"},
+		{name: "PATH consul of the right version", setup: setup{pathConsul: Version, cached: true}, want: "path"},
 		{name: "PATH consul of another version is ignored", setup: setup{pathConsul: "1.15.0", cached: true}, want: "cache", wantLog: "it is v1.15.0"},
 		{name: "nothing usable means build", setup: setup{pathConsul: "1.17.0"}, notCache: true},
 	}
@@ -56,7 +56,7 @@ func TestLookupOrder(t *testing.T) {
 			}
 			l := lookup{cacheDir: filepath.Join(dir, "cache")}
 			if tt.setup.cached {
-				writeScript(t, l.cached(), consulVersion)
+				writeScript(t, l.cached(), Version)
 			}
 			consulBin := filepath.Join(dir, "my-consul")
 			switch tt.setup.consulBin {
@@ -67,7 +67,7 @@ func TestLookupOrder(t *testing.T) {
 				os.WriteFile(consulBin, nil, 0o644)
 			case "exec":
 				l.consulBin = consulBin
-				writeScript(t, consulBin, consulVersion)
+				writeScript(t, consulBin, Version)
 			}
 			var logged []string
 			l.logf = func(format string, args ...any) {
@@ -121,7 +121,7 @@ func TestBuildRechecksCacheAfterLock(t *testing.T) {
 	}
 	waiting := make(chan struct{})
 	l.logf = func(format string, args ...any) {
-		if strings.HasPrefix(format, "consultest: waiting for the consul build lock") {
+		if strings.HasPrefix(format, "waiting for the consul build lock") {
 			close(waiting)
 		}
 	}
@@ -131,12 +131,12 @@ func TestBuildRechecksCacheAfterLock(t *testing.T) {
 	}
 	done := make(chan result)
 	go func() {
-		p, err := l.build(filepath.Join(t.TempDir(), "no-such-module"))
+		p, err := l.build(t.Context(), filepath.Join(t.TempDir(), "no-such-module"))
 		done <- result{p, err}
 	}()
 	<-waiting
 	// We are the "other process": finish our build, then let go.
-	writeScript(t, l.cached(), consulVersion)
+	writeScript(t, l.cached(), Version)
 	syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 	r := <-done
 	if r.err != nil || r.path != l.cached() {
@@ -148,7 +148,7 @@ func TestBuildWithoutModuleNamesIt(t *testing.T) {
 	t.Parallel()
 	l := lookup{cacheDir: t.TempDir(), logf: t.Logf}
 	missing := filepath.Join(t.TempDir(), "consulbuild")
-	_, err := l.build(missing)
+	_, err := l.build(t.Context(), missing)
 	if err == nil || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("build() error = %v, want one naming %s", err, missing)
 	}
@@ -156,13 +156,13 @@ func TestBuildWithoutModuleNamesIt(t *testing.T) {
 
 func TestModuleDirHoldsTheConsulPin(t *testing.T) {
 	t.Parallel()
-	b, err := os.ReadFile(filepath.Join(moduleDir(), "go.mod"))
+	b, err := os.ReadFile(filepath.Join(ModuleDir(), "go.mod"))
 	if err != nil {
 		t.Fatalf("nested module: %v", err)
 	}
-	for _, want := range []string{"tool github.com/hashicorp/consul", "github.com/hashicorp/consul v" + consulVersion} {
+	for _, want := range []string{"tool github.com/hashicorp/consul", "github.com/hashicorp/consul v" + Version} {
 		if !strings.Contains(string(b), want) {
-			t.Errorf("%s/go.mod lacks %q", moduleDir(), want)
+			t.Errorf("%s/go.mod lacks %q", ModuleDir(), want)
 		}
 	}
 }

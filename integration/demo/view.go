@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"context"
@@ -9,41 +9,41 @@ import (
 	"github.com/leaderd/leaderd/elect"
 )
 
-// demoView prints the demo's events as they come, in one stream, and
+// view prints the demo's events as they come, in one stream, and
 // remembers them so the demo can wait for a condition and measure.
-type demoView struct {
+type view struct {
 	out     io.Writer
 	start   time.Time
-	ch      chan demoEvent
+	ch      chan event
 	names   []string
 	leads   map[string]string // candidate → who it believes leads
-	history []demoEvent
+	history []event
 }
 
-type demoEvent struct {
+type event struct {
 	name string
 	ev   elect.Event
 	at   time.Time
 }
 
-func newDemoView(out io.Writer) *demoView {
-	return &demoView{out: out, start: time.Now(), ch: make(chan demoEvent, 256), leads: map[string]string{}}
+func newView(out io.Writer) *view {
+	return &view{out: out, start: time.Now(), ch: make(chan event, 256), leads: map[string]string{}}
 }
 
 // follow forwards a candidate's events into the view.
-func (v *demoView) follow(name string, events <-chan elect.Event) {
+func (v *view) follow(name string, events <-chan elect.Event) {
 	v.names = append(v.names, name)
 	go func() {
 		for ev := range events {
-			v.ch <- demoEvent{name: name, ev: ev, at: ev.At}
+			v.ch <- event{name: name, ev: ev, at: ev.At}
 		}
 	}()
 }
 
-func (v *demoView) say(format string, a ...any) { fmt.Fprintf(v.out, format+"\n", a...) }
+func (v *view) say(format string, a ...any) { fmt.Fprintf(v.out, format+"\n", a...) }
 
 // take prints and records one event.
-func (v *demoView) take(e demoEvent) {
+func (v *view) take(e event) {
 	v.history = append(v.history, e)
 	var what string
 	switch e.ev.Kind {
@@ -73,7 +73,7 @@ func (v *demoView) take(e demoEvent) {
 }
 
 // until takes events until cond holds, ctx ends or timeout passes.
-func (v *demoView) until(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
+func (v *view) until(ctx context.Context, timeout time.Duration, what string, cond func() bool) error {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for !cond() {
@@ -91,8 +91,8 @@ func (v *demoView) until(ctx context.Context, timeout time.Duration, what string
 
 // waitElected waits for a candidate other than not to be elected at or
 // after after.
-func (v *demoView) waitElected(ctx context.Context, not string, after time.Time, timeout time.Duration) (demoEvent, error) {
-	var found demoEvent
+func (v *view) waitElected(ctx context.Context, not string, after time.Time, timeout time.Duration) (event, error) {
+	var found event
 	err := v.until(ctx, timeout, "a new leader", func() bool {
 		for _, e := range v.history {
 			if e.ev.Kind == elect.KindElected && e.name != not && !e.at.Before(after) {
@@ -106,7 +106,7 @@ func (v *demoView) waitElected(ctx context.Context, not string, after time.Time,
 }
 
 // waitAllFollow waits until every other candidate follows leader.
-func (v *demoView) waitAllFollow(ctx context.Context, leader string, timeout time.Duration) error {
+func (v *view) waitAllFollow(ctx context.Context, leader string, timeout time.Duration) error {
 	return v.until(ctx, timeout, "every candidate following "+leader, func() bool {
 		for _, n := range v.names {
 			if v.leads[n] != leader {
@@ -118,17 +118,17 @@ func (v *demoView) waitAllFollow(ctx context.Context, leader string, timeout tim
 }
 
 // steppedDown finds name's step-down at or after after.
-func (v *demoView) steppedDown(name string, after time.Time) (demoEvent, bool) {
+func (v *view) steppedDown(name string, after time.Time) (event, bool) {
 	for _, e := range v.history {
 		if e.ev.Kind == elect.KindSteppedDown && e.name == name && !e.at.Before(after) {
 			return e, true
 		}
 	}
-	return demoEvent{}, false
+	return event{}, false
 }
 
 // drain prints events until done is closed.
-func (v *demoView) drain(done <-chan struct{}) {
+func (v *view) drain(done <-chan struct{}) {
 	for {
 		select {
 		case e := <-v.ch:
