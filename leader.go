@@ -11,6 +11,7 @@ import (
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/elect/status"
 )
 
 const leaderSynopsis = `
@@ -31,8 +32,8 @@ const leaderExamples = `
 
 // leaderLine is one line of `leaderd leader -json`.
 type leaderLine struct {
-	Time   time.Time   `json:"time"`
-	Leader *leaderView `json:"leader"`
+	Time   time.Time          `json:"time"`
+	Leader *status.LeaderView `json:"leader"`
 }
 
 func runLeader(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -85,7 +86,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 
 	show := func(l *elect.Leader) {
 		if asJSON {
-			b, _ := json.Marshal(leaderLine{Time: time.Now().UTC(), Leader: viewOf(l)})
+			b, _ := json.Marshal(leaderLine{Time: time.Now().UTC(), Leader: status.ViewOf(l)})
 			fmt.Fprintf(stdout, "%s\n", b)
 			return
 		}

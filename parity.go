@@ -1,12 +1,9 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -14,11 +11,6 @@ import (
 // -name, -timeout (-try), -pass-stdin, and a status address that does
 // not stop a second instance from starting. README: "Coming from
 // `consul lock`".
-
-// fallbackListen is where the status server listens when the default
-// address is taken: any free loopback port, logged and shown in
-// /v1/status.
-const fallbackListen = "127.0.0.1:0"
 
 // nomadStatusPort is the environment variable of the port the shipped
 // jobspecs allocate for leaderd's status server (jobspec.PortStatus).
@@ -69,23 +61,6 @@ func defaultListenIn(listen string, getenv func(string) string) string {
 		return net.JoinHostPort("0.0.0.0", p)
 	}
 	return listen
-}
-
-// listenFor starts listening for the status server. An address the user
-// named must be free (a taken one is bad input); a default one that is
-// taken — another leaderd on this host — falls back to a free loopback
-// port, so any number of instances run with the default flags.
-func listenFor(cfg runConfig, h http.Handler, log *slog.Logger) (*statusServer, error) {
-	srv, err := listenStatus(cfg.Listen, h, log)
-	if err == nil || cfg.ListenNamed || !errors.Is(err, syscall.EADDRINUSE) {
-		return srv, err
-	}
-	srv, err2 := listenStatus(fallbackListen, h, log)
-	if err2 != nil {
-		return nil, err
-	}
-	log.Info("default status address taken; listening on a free port", "taken", cfg.Listen, "addr", srv.Addr())
-	return srv, nil
 }
 
 // warnShortTimeout says when -timeout can't be met on a key that doesn't

@@ -20,6 +20,8 @@ import (
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
 	"github.com/leaderd/leaderd/elect/child"
+	"github.com/leaderd/leaderd/elect/hooks"
+	"github.com/leaderd/leaderd/elect/status"
 	"github.com/leaderd/leaderd/nomad"
 )
 
@@ -42,7 +44,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return exitFor(stderr, "run", usagef("consul settings: %s", oneLine(err)))
 	}
-	m := newMetrics()
+	m := status.NewMetrics()
 	var sup *child.Supervisor
 	if len(cfg.Command) > 0 {
 		if sup, err = newSupervisor(cfg, log); err != nil {
@@ -50,7 +52,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		defer sup.Close()
 	}
-	hooks := newTestHooks(getenv, log)
+	wedge := child.NewWedge(getenv, log)
 	startedAt := time.Now()
 	// The publishers are built once the status server listens; the
 	// step-down hook reads them then.
@@ -77,24 +79,24 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 	}
 	ecfg.OnLease = func(t elect.Term, end time.Time) {
-		hooks.onLease()
+		wedge.OnLease()
 		if sup != nil {
 			sup.Extend(t.Token, end)
 		}
 	}
-	e, slots, err = newCampaign(meteredConsul{client, m}, cfg.Slots, ecfg)
+	e, slots, err = newCampaign(status.MeteredConsul{Consul: client, M: m}, cfg.Slots, ecfg)
 	if err != nil {
 		return exitFor(stderr, "run", usagef("%s", oneLine(err)))
 	}
 
-	st := &status{id: cfg.ID, service: cfg.Service, state: e.State, metrics: m, now: time.Now, slots: slots}
-	var srv *statusServer
+	st := &status.Handler{ID: cfg.ID, Service: cfg.Service, State: e.State, Metrics: m, Now: time.Now, Slots: slots}
+	var srv *status.Server
 	if cfg.Listen != "" {
-		srv, err = listenFor(cfg, st.routes(), log)
+		srv, err = status.Listen(cfg.Listen, cfg.ListenNamed, st.Routes(), log)
 		if err != nil {
 			return exitFor(stderr, "run", usagef("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err))
 		}
-		st.listen = srv.Addr()
+		st.Listen = srv.Addr()
 		go srv.Serve()
 		defer srv.Shutdown()
 	}
@@ -136,7 +138,10 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			}
 		})
 	}
-	hr := newHookRunner(cfg, hookConfig{Env: os.Environ(), Stdout: stdout, Stderr: stderr, Logger: log, Count: m.hookRan})
+	hr := hooks.New(hooks.Config{
+		Line: cfg.Hook, Timeout: cfg.HookTimeout, Key: cfg.Key, ID: cfg.ID,
+		Env: os.Environ(), Pass: cfg.PassEnv, Stdout: stdout, Stderr: stderr, Logger: log, Count: m.HookRan,
+	})
 	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State, denied, hr) })
 	timeout, stopTimeout := timeoutTimer(cfg.Timeout)
 	defer stopTimeout()
@@ -235,12 +240,12 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 				stop(syscall.SIGTERM)
 			}
 		case err := <-runErr:
-			st.failed.Store(true)
+			st.SetFailed()
 			stopPubs()
 			wg.Wait()
 			// Queued hooks still run (a stepped_down must still move a VIP
 			// away), within one -hook-timeout.
-			hr.close(cmpOr(cfg.HookTimeout, defaultHookTimeout))
+			hr.Close(hr.Timeout())
 			if err == nil {
 				err = deniedErr
 			}
@@ -266,10 +271,10 @@ func resign(ctx context.Context, e campaign, token uint64, log *slog.Logger) {
 // fanOut turns the ordered event stream into metrics and publisher
 // statuses, and reports the first ACL denial on denied. It ends when Run
 // returns (the channel closes).
-func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error, hooks *hookRunner) {
+func fanOut(events <-chan elect.Event, m *status.Metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error, hr *hooks.Runner) {
 	for ev := range events {
-		m.event(ev)
-		hooks.event(ev)
+		m.Event(ev)
+		hr.Event(ev)
 		if ev.Kind == elect.KindError && consulhttp.IsPermissionDenied(ev.Err) {
 			select {
 			case denied <- ev.Err:
@@ -308,7 +313,7 @@ func publishFollower(pubs []nomad.Publisher, cfg runConfig, e campaign) {
 }
 
 // newPublishers builds the -publish publishers. Problems are bad input.
-func newPublishers(cfg runConfig, client *consulhttp.Client, srv *statusServer, getenv func(string) string, log *slog.Logger) ([]nomad.Publisher, error) {
+func newPublishers(cfg runConfig, client *consulhttp.Client, srv *status.Server, getenv func(string) string, log *slog.Logger) ([]nomad.Publisher, error) {
 	if len(cfg.Publish) == 0 {
 		return nil, nil
 	}
@@ -345,7 +350,7 @@ func newPublishers(cfg runConfig, client *consulhttp.Client, srv *statusServer, 
 
 // newConsulTags registers this instance with a leader/follower tag and a
 // Consul HTTP check on our /v1/health, so the status server is required.
-func newConsulTags(cfg runConfig, client *consulhttp.Client, srv *statusServer, ident nomad.Identity, log *slog.Logger) (nomad.Publisher, error) {
+func newConsulTags(cfg runConfig, client *consulhttp.Client, srv *status.Server, ident nomad.Identity, log *slog.Logger) (nomad.Publisher, error) {
 	if cfg.Service == "" {
 		return nil, errors.New("needs -service (the Consul service name)")
 	}

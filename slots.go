@@ -13,6 +13,7 @@ import (
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/elect/status"
 )
 
 // campaign is what `leaderd run` drives: one election (-n 1) or up to N
@@ -33,7 +34,7 @@ var (
 
 // newCampaign builds the election, or the slots when n > 1 (nil slots
 // otherwise).
-func newCampaign(c meteredConsul, n int, ecfg elect.Config) (campaign, *elect.Slots, error) {
+func newCampaign(c status.MeteredConsul, n int, ecfg elect.Config) (campaign, *elect.Slots, error) {
 	if n <= 1 {
 		e, err := elect.New(c, ecfg)
 		return e, nil, err
@@ -44,49 +45,6 @@ func newCampaign(c meteredConsul, n int, ecfg elect.Config) (campaign, *elect.Sl
 
 // slotsKeyFor is -key's default with -n N > 1: the semaphore's prefix.
 func slotsKeyFor(service string) string { return elect.SlotsPrefixFor(service) }
-
-// ListKV and TxnKV make meteredConsul an elect.SlotsConsul; the Consul
-// inside is always a *consulhttp.Client, which has both.
-func (c meteredConsul) ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
-	ps, meta, err := c.Consul.(elect.SlotsConsul).ListKV(ctx, prefix, q)
-	c.m.consulError(err)
-	return ps, meta, err
-}
-
-func (c meteredConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
-	res, ok, err := c.Consul.(elect.SlotsConsul).TxnKV(ctx, ops)
-	c.m.consulError(err)
-	return res, ok, err
-}
-
-// slotsView is the "slots" object of /v1/status with -n N.
-type slotsView struct {
-	Limit   int            `json:"limit"`
-	Holders []elect.Holder `json:"holders"`
-}
-
-func slotsViewOf(s *elect.Slots) *slotsView {
-	if s == nil {
-		return nil
-	}
-	return &slotsView{Limit: s.Limit(), Holders: s.Holders()}
-}
-
-// writeSlotsMetrics adds the slot gauges to /metrics with -n N.
-func writeSlotsMetrics(w io.Writer, s *elect.Slots) {
-	if s == nil {
-		return
-	}
-	live := 0
-	for _, h := range s.Holders() {
-		if h.Live {
-			live++
-		}
-	}
-	fmt.Fprintf(w, "# HELP leaderd_slots_limit Slots of the semaphore (-n).\n# TYPE leaderd_slots_limit gauge\nleaderd_slots_limit %d\n", s.Limit())
-	fmt.Fprintf(w, "# HELP leaderd_slots_holders Holders in the semaphore's .lock as last seen, live or not yet pruned.\n# TYPE leaderd_slots_holders gauge\nleaderd_slots_holders %d\n", len(s.Holders()))
-	fmt.Fprintf(w, "# HELP leaderd_slots_live_holders Holders whose contender key is held by their session.\n# TYPE leaderd_slots_live_holders gauge\nleaderd_slots_live_holders %d\n", live)
-}
 
 // holdersText is `leaderd leader -n N`'s human output: one line per holder.
 func holdersText(limit int, hs []elect.Holder) string {
