@@ -146,7 +146,7 @@ const runExamples = `
   leaderd run -service billing -check-ttl 1s -lock-delay 2s -kill-timeout 500ms -listen 127.0.0.1:9000 -- ./billing`
 
 // newRunFlags declares the flags of `leaderd run` over cfg.
-func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
+func newRunFlags(cfg *runConfig) (*flagSet, *consulhttp.Flags) {
 	fs := newFlagSet("run")
 	cfg.TTL = defaultTTL
 	cfg.LockDelay = defaultLockDelay
@@ -176,16 +176,14 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	registerParityFlags(fs, cfg)
 	registerSlotsFlags(fs, cfg)
-	cf.register(fs)
-	return fs
+	return fs, registerConsulFlags(fs)
 }
 
 // parseRunConfig turns arguments and environment into a checked runConfig.
 // Every error is a usageError (exit 2) or flag.ErrHelp.
 func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flagSet, error) {
 	var cfg runConfig
-	var cf consulFlags
-	fs := newRunFlags(&cfg, &cf)
+	fs, cf := newRunFlags(&cfg)
 	if err := fs.parse(args, getenv); err != nil {
 		return cfg, fs, err
 	}
@@ -268,7 +266,7 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 			bad("command %q: %v", cfg.Command[0], unwrapExec(err))
 		}
 	}
-	consul, err := cf.config(getenv)
+	consul, err := consulConfig(cf, getenv)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -285,22 +283,12 @@ func timingErrors(cfg runConfig, fs *flagSet) []error {
 		return nil
 	}
 	var fes []*elect.FieldError
-	var walk func(error)
-	walk = func(err error) {
-		if fe, ok := err.(*elect.FieldError); ok {
+	for _, e := range joined(err) {
+		var fe *elect.FieldError
+		if errors.As(e, &fe) {
 			fes = append(fes, fe)
-			return
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
 		}
 	}
-	walk(err)
 	var errs []error
 	for _, fe := range fes {
 		var names []string

@@ -40,7 +40,6 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	fs := newFlagSet("leader")
 	var service, key string
 	var asJSON, watch bool
-	var cf consulFlags
 	fs.StringVar(&service, "service", "", "service name; the key is services/<service>/leader (in Nomad: defaults like leaderd run)")
 	fs.StringVar(&key, "key", "", "Consul KV key of the election (wins over -service)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
@@ -48,7 +47,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	var slots int
 	fs.IntVar(&slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default services/<service>/slots)")
 	fs.noEnv["json"], fs.noEnv["watch"] = true, true
-	cf.register(fs)
+	cf := registerConsulFlags(fs)
 	err := fs.parse(args, getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		printUsage(stdout, fs, leaderSynopsis, leaderExamples)
@@ -75,7 +74,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	case key[0] == '/':
 		return exitFor(stderr, "leader", usagef("invalid %s %q: a Consul key must not start with '/'", fs.name("key"), key))
 	}
-	ccfg, err := cf.config(getenv)
+	ccfg, err := consulConfig(cf, getenv)
 	if err != nil {
 		return exitFor(stderr, "leader", err)
 	}
