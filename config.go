@@ -42,12 +42,6 @@ var flagOfField = map[string]string{
 	elect.FieldMargin:        "kill-timeout",
 }
 
-// Publisher names accepted by -publish.
-const (
-	publishConsulTags = "consul-tags"
-	publishNomadVars  = "nomad-vars"
-)
-
 // runConfig is what `leaderd run` was told, after flags, environment and
 // defaults. It holds no secret: the Consul token stays inside Consul.
 type runConfig struct {
@@ -251,8 +245,8 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	errs = append(errs, parityErrors(cfg, fs)...)
 	errs = append(errs, slotsErrors(cfg, fs)...)
 	for _, p := range cfg.Publish {
-		if p != publishConsulTags && p != publishNomadVars {
-			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, publishConsulTags, publishNomadVars)
+		if p != nomad.PublishConsulTags && p != nomad.PublishNomadVars {
+			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, nomad.PublishConsulTags, nomad.PublishNomadVars)
 		}
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {

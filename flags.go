@@ -39,6 +39,9 @@ func (v durationValue) String() string {
 	return v.d.String()
 }
 
+// Get makes it a flag.Getter of a time.Duration: help shows "duration".
+func (v durationValue) Get() any { return *v.d }
+
 func (v durationValue) Set(s string) error {
 	d, err := time.ParseDuration(strings.TrimSpace(s))
 	if err != nil {
@@ -202,11 +205,13 @@ func printUsage(w io.Writer, fs *flagSet, synopsis, examples string) {
 				return
 			}
 			name, usage := flag.UnquoteUsage(f)
-			switch f.Value.(type) {
-			case durationValue:
-				name = "duration"
+			switch v := f.Value.(type) {
 			case listValue:
 				name = "list"
+			case flag.Getter:
+				if _, ok := v.Get().(time.Duration); ok {
+					name = "duration"
+				}
 			}
 			line := "  -" + f.Name
 			if name != "" {

@@ -7,15 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
-
-	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
@@ -312,70 +308,33 @@ func publishFollower(pubs []nomad.Publisher, cfg runConfig, e campaign) {
 	}
 }
 
-// newPublishers builds the -publish publishers. Problems are bad input.
+// newPublishers builds the -publish publishers (package nomad). Problems
+// are bad input, named by the flags that cause them.
 func newPublishers(cfg runConfig, client *consulhttp.Client, srv *status.Server, getenv func(string) string, log *slog.Logger) ([]nomad.Publisher, error) {
-	if len(cfg.Publish) == 0 {
-		return nil, nil
+	pc := nomad.PublishersConfig{
+		Names: cfg.Publish, ID: cfg.ID, Service: cfg.Service, Address: cfg.Address, Tags: cfg.Tags,
+		Agent: client, Getenv: getenv, Logger: log,
 	}
-	ident := nomad.Identity{ID: cfg.ID}
-	if nomad.InNomad(getenv) {
-		var err error
-		if ident, err = nomad.IdentityFromEnv(getenv, ""); err != nil {
-			return nil, usagef("-publish: %s", oneLine(err))
-		}
-		ident.ID = cfg.ID
+	if srv != nil {
+		pc.HealthAddr = srv.Addr()
 	}
-	var pubs []nomad.Publisher
-	for _, name := range cfg.Publish {
-		var p nomad.Publisher
-		var err error
-		switch name {
-		case publishConsulTags:
-			p, err = newConsulTags(cfg, client, srv, ident, log)
-		case publishNomadVars:
-			var nc *nomadapi.Client
-			if nc, err = nomad.NewClientFromEnv(getenv); err == nil {
-				p, err = nomad.NewVariablesPublisher(nomad.VariablesConfig{
-					Client: nc, Identity: ident, Logger: log.With("publisher", name),
-				})
-			}
-		}
-		if err != nil {
-			return nil, usagef("-publish %s: %s", name, oneLine(err))
-		}
-		pubs = append(pubs, p)
+	pubs, err := nomad.NewPublishers(pc)
+	if err == nil {
+		return pubs, nil
 	}
-	return pubs, nil
-}
-
-// newConsulTags registers this instance with a leader/follower tag and a
-// Consul HTTP check on our /v1/health, so the status server is required.
-func newConsulTags(cfg runConfig, client *consulhttp.Client, srv *status.Server, ident nomad.Identity, log *slog.Logger) (nomad.Publisher, error) {
-	if cfg.Service == "" {
-		return nil, errors.New("needs -service (the Consul service name)")
+	var pe *nomad.PublisherError
+	if !errors.As(err, &pe) {
+		return nil, usagef("-publish: %s", oneLine(err))
 	}
-	if srv == nil {
-		return nil, errors.New("needs -listen: Consul checks the status server's /v1/health")
+	msg := oneLine(pe.Err)
+	var ae *nomad.AddressError
+	switch {
+	case errors.Is(pe.Err, nomad.ErrNoService):
+		msg = "needs -service (the Consul service name)"
+	case errors.Is(pe.Err, nomad.ErrNoHealthAddr):
+		msg = "needs -listen: Consul checks the status server's /v1/health"
+	case errors.As(pe.Err, &ae):
+		msg = fmt.Sprintf("-address %q: %s", ae.Address, ae.Msg)
 	}
-	host, port, _ := net.SplitHostPort(srv.Addr())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1" // the local agent probes us
-	}
-	healthURL := fmt.Sprintf("http://%s/v1/health", net.JoinHostPort(host, port))
-	var addr string
-	var p int
-	if cfg.Address != "" {
-		h, ps, err := net.SplitHostPort(cfg.Address)
-		if err != nil {
-			return nil, fmt.Errorf("-address %q: %v", cfg.Address, err)
-		}
-		if p, err = strconv.Atoi(ps); err != nil {
-			return nil, fmt.Errorf("-address %q: port %q is not a number", cfg.Address, ps)
-		}
-		addr = h
-	}
-	return nomad.NewConsulTagsPublisher(nomad.ConsulTagsConfig{
-		Agent: client, Service: cfg.Service, Address: addr, Port: p, Tags: cfg.Tags,
-		Identity: ident, HealthURL: healthURL, Logger: log.With("publisher", publishConsulTags),
-	})
+	return nil, usagef("-publish %s: %s", pe.Name, msg)
 }

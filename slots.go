@@ -14,6 +14,7 @@ import (
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
 	"github.com/leaderd/leaderd/elect/status"
+	"github.com/leaderd/leaderd/nomad"
 )
 
 // campaign is what `leaderd run` drives: one election (-n 1) or up to N
@@ -105,8 +106,8 @@ func (v slotsValue) Set(s string) error {
 // slotsErrors checks what -n rules out.
 func slotsErrors(cfg runConfig, fs *flagSet) []error {
 	var errs []error
-	if cfg.Slots > 1 && slices.Contains(cfg.Publish, publishNomadVars) {
-		errs = append(errs, usagef("-publish %s holds one leader record: not with %s %d", publishNomadVars, fs.name("n"), cfg.Slots))
+	if cfg.Slots > 1 && slices.Contains(cfg.Publish, nomad.PublishNomadVars) {
+		errs = append(errs, usagef("-publish %s holds one leader record: not with %s %d", nomad.PublishNomadVars, fs.name("n"), cfg.Slots))
 	}
 	return errs
 }
