@@ -152,7 +152,7 @@ func newRunFlags(cfg *runConfig) (*flagSet, *consulhttp.Flags) {
 	dur := func(p *time.Duration, name, usage string) { fs.Var(durationValue{p}, name, usage) }
 
 	fs.StringVar(&cfg.Service, "service", "", "service name (default in Nomad: <job>-<group>, or <job> when the group has the job's name; else required)")
-	fs.StringVar(&cfg.Key, "key", "", "Consul KV key to hold while leading, no leading '/' (default services/<service>/leader)")
+	fs.StringVar(&cfg.Key, "key", "", "Consul KV key to hold while leading, no leading '/' (default "+elect.KeyFor("<service>")+")")
 	fs.StringVar(&cfg.ID, "id", "", "candidate id (default NOMAD_ALLOC_ID, else <hostname>-<pid>)")
 	fs.StringVar(&cfg.Address, "address", "", "address others can reach this instance at, host:port, published with the leader record")
 	dur(&cfg.TTL, "ttl", "session TTL, 1s..24h: a crashed leader's session ends ttl..2×ttl after its last renew; Consul refuses below its session_ttl_min (10s unless lowered)")
@@ -195,11 +195,8 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 	if cfg.Service == "" {
 		cfg.Service = nomadService(getenv)
 	}
-	if cfg.Key == "" && cfg.Service != "" && cfg.Slots > 1 {
-		cfg.Key = slotsKeyFor(cfg.Service)
-	}
-	if cfg.Key == "" && cfg.Service != "" {
-		cfg.Key = "services/" + cfg.Service + "/leader"
+	if cfg.Key == "" {
+		cfg.Key = defaultKey(cfg.Service, cfg.Slots)
 	}
 	if cfg.ID == "" {
 		cfg.ID = cfg.AllocID
@@ -307,6 +304,18 @@ func timingErrors(cfg runConfig, fs *flagSet) []error {
 		errs = append(errs, usagef("%s", oneLine(err)))
 	}
 	return errs
+}
+
+// defaultKey is -key's default for a service: elect's key of its leader,
+// or with -n above 1 the prefix of its semaphore; "" without a service.
+func defaultKey(service string, slots int) string {
+	switch {
+	case service == "":
+		return ""
+	case slots > 1:
+		return elect.SlotsPrefixFor(service)
+	}
+	return elect.KeyFor(service)
 }
 
 // nomadService is the default service name inside a Nomad task, the same

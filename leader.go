@@ -40,12 +40,12 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	fs := newFlagSet("leader")
 	var service, key string
 	var asJSON, watch bool
-	fs.StringVar(&service, "service", "", "service name; the key is services/<service>/leader (in Nomad: defaults like leaderd run)")
+	fs.StringVar(&service, "service", "", "service name; the key is "+elect.KeyFor("<service>")+" (in Nomad: defaults like leaderd run)")
 	fs.StringVar(&key, "key", "", "Consul KV key of the election (wins over -service)")
 	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
 	fs.BoolVar(&watch, "watch", false, "keep printing every change of leader")
 	var slots int
-	fs.IntVar(&slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default services/<service>/slots)")
+	fs.IntVar(&slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default "+elect.SlotsPrefixFor("<service>")+")")
 	fs.noEnv["json"], fs.noEnv["watch"] = true, true
 	cf := registerConsulFlags(fs)
 	err := fs.parse(args, getenv)
@@ -62,11 +62,8 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	if service == "" {
 		service = nomadService(getenv)
 	}
-	if key == "" && service != "" && slots > 1 {
-		key = slotsKeyFor(service)
-	}
-	if key == "" && service != "" {
-		key = "services/" + service + "/leader"
+	if key == "" {
+		key = defaultKey(service, slots)
 	}
 	switch {
 	case key == "":

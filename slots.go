@@ -44,9 +44,6 @@ func newCampaign(c status.MeteredConsul, n int, ecfg elect.Config) (campaign, *e
 	return s, s, err
 }
 
-// slotsKeyFor is -key's default with -n N > 1: the semaphore's prefix.
-func slotsKeyFor(service string) string { return elect.SlotsPrefixFor(service) }
-
 // holdersText is `leaderd leader -n N`'s human output: one line per holder.
 func holdersText(limit int, hs []elect.Holder) string {
 	if len(hs) == 0 {
@@ -75,7 +72,7 @@ func holdersText(limit int, hs []elect.Holder) string {
 // registerSlotsFlags declares -n on `leaderd run`.
 func registerSlotsFlags(fs *flagSet, cfg *runConfig) {
 	fs.Var(slotsValue{&cfg.Slots}, "n", "slots: up to `n` instances lead (run the command) at once, in the key layout of consul lock -n "+
-		"(-key is then the semaphore's prefix, default services/<service>/slots); 1: one leader")
+		"(-key is then the semaphore's prefix, default "+elect.SlotsPrefixFor("<service>")+"); 1: one leader")
 }
 
 // slotsValue is -n: at least 1, kept as 0 for 1 so a configuration without
