@@ -139,9 +139,9 @@ const runExamples = `
   # fast failover (about 3s after a crash, 2s after a session invalidation)
   leaderd run -service billing -check-ttl 1s -lock-delay 2s -kill-timeout 500ms -listen 127.0.0.1:9000 -- ./billing`
 
-// newRunFlags declares the flags of `leaderd run` over cfg.
-func newRunFlags(cfg *runConfig) (*flagSet, *consulhttp.Flags) {
-	fs := newFlagSet("run")
+// declareRunFlags declares the flags of `leaderd run` on fs over cfg, and
+// sets cfg's defaults.
+func declareRunFlags(fs *flagSet, cfg *runConfig) *consulhttp.Flags {
 	cfg.TTL = defaultTTL
 	cfg.LockDelay = defaultLockDelay
 	cfg.CheckTTL = defaultCheckTTL
@@ -170,27 +170,29 @@ func newRunFlags(cfg *runConfig) (*flagSet, *consulhttp.Flags) {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	registerParityFlags(fs, cfg)
 	registerSlotsFlags(fs, cfg)
-	return fs, registerConsulFlags(fs)
+	return registerConsulFlags(fs)
 }
 
-// parseRunConfig turns arguments and environment into a checked runConfig.
-// Every error is a usageError (exit 2) or flag.ErrHelp.
+// parseRunConfig turns arguments and environment into a checked runConfig,
+// as the command table does for leaderd run. Every error is a usageError
+// (exit 2) or flag.ErrHelp.
 func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flagSet, error) {
 	var cfg runConfig
-	fs, cf := newRunFlags(&cfg)
-	if err := fs.parse(args, getenv); err != nil {
+	fs := newFlagSet("run")
+	cf := declareRunFlags(fs, &cfg)
+	argv, err := parseArgs(fs, args, getenv, true)
+	if err != nil {
 		return cfg, fs, err
 	}
-	rest := fs.Args()
-	if len(rest) > 0 {
-		// The flag package eats "--"; require it so a typo is not run as
-		// a command.
-		if i := len(args) - len(rest) - 1; i < 0 || args[i] != "--" {
-			return cfg, fs, usagef("unexpected argument %q: put the command after --", rest[0])
-		}
-		cfg.Command = rest
-	}
+	return cfg, fs, cfg.finish(argv, fs, cf, getenv)
+}
 
+// finish completes a configuration whose flags fs parsed: the command
+// line after --, defaults from the environment (Nomad, the host), the
+// Consul connection; then it checks everything and reports every problem
+// at once, each naming the flag or variable the user wrote.
+func (cfg *runConfig) finish(argv []string, fs *flagSet, cf *consulhttp.Flags, getenv func(string) string) error {
+	cfg.Command = argv
 	cfg.AllocID = getenv("NOMAD_ALLOC_ID")
 	if cfg.Service == "" {
 		cfg.Service = nomadService(getenv)
@@ -228,7 +230,7 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 		bad("invalid %s %v: must not be negative", fs.name("kill-timeout"), cfg.KillTimeout)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, timingErrors(cfg, fs)...)
+		errs = append(errs, timingErrors(*cfg, fs)...)
 	}
 	cfg.ListenNamed = fs.source["listen"] != "" && cfg.Listen != ""
 	if !cfg.ListenNamed {
@@ -239,8 +241,8 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 			bad("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err)
 		}
 	}
-	errs = append(errs, parityErrors(cfg, fs)...)
-	errs = append(errs, slotsErrors(cfg, fs)...)
+	errs = append(errs, parityErrors(*cfg, fs)...)
+	errs = append(errs, slotsErrors(*cfg, fs)...)
 	for _, p := range cfg.Publish {
 		if p != nomad.PublishConsulTags && p != nomad.PublishNomadVars {
 			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, nomad.PublishConsulTags, nomad.PublishNomadVars)
@@ -262,7 +264,7 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 		errs = append(errs, err)
 	}
 	cfg.Consul = consul
-	return cfg, fs, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // timingErrors are elect's verdicts on the timing flags, each naming the

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/leaderd/leaderd/jobspec"
@@ -33,32 +31,22 @@ const jobspecExamples = `
   leaderd jobspec -service web -mode sidecar -image nginx:1.27 -app-port 80 -json > web.json
   leaderd jobspec -service web -mode native -image nginx:1.27 -policy > leaderd-vars.policy.hcl`
 
-func runJobspec(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// jobspecCommand is `leaderd jobspec` in the command table. Its flags
+// have no environment twins: a rendering depends on its arguments only.
+func jobspecCommand(fs *flagSet) action {
 	var f jobspec.Flags
-	fs := newFlagSet("jobspec")
 	f.Register(fs.FlagSet)
 	fs.VisitAll(func(fl *flag.Flag) { fs.noEnv[fl.Name] = true })
-	err := fs.parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, jobspecSynopsis, jobspecExamples)
+	return func(_ context.Context, argv []string, in invocation) int {
+		f.SetCommand(argv)
+		out, note, err := f.Render()
+		if err != nil {
+			return exitFor(in.stderr, "jobspec", usagef("%s", strings.TrimPrefix(oneLine(err), "jobspec: ")))
+		}
+		if note != "" {
+			fmt.Fprintln(in.stderr, note)
+		}
+		_, _ = in.stdout.Write(out)
 		return exitOK
 	}
-	if err != nil {
-		return exitFor(stderr, "jobspec", err)
-	}
-	if rest := fs.Args(); len(rest) > 0 {
-		if i := len(args) - len(rest) - 1; i < 0 || args[i] != "--" {
-			return exitFor(stderr, "jobspec", usagef("unexpected argument %q: put the command after --", rest[0]))
-		}
-		f.SetCommand(rest)
-	}
-	out, note, err := f.Render()
-	if err != nil {
-		return exitFor(stderr, "jobspec", usagef("%s", strings.TrimPrefix(oneLine(err), "jobspec: ")))
-	}
-	if note != "" {
-		fmt.Fprintln(stderr, note)
-	}
-	_, _ = stdout.Write(out)
-	return exitOK
 }

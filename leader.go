@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -36,29 +34,31 @@ type leaderLine struct {
 	Leader *status.LeaderView `json:"leader"`
 }
 
-func runLeader(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("leader")
-	var service, key string
-	var asJSON, watch bool
-	fs.StringVar(&service, "service", "", "service name; the key is "+elect.KeyFor("<service>")+" (in Nomad: defaults like leaderd run)")
-	fs.StringVar(&key, "key", "", "Consul KV key of the election (wins over -service)")
-	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
-	fs.BoolVar(&watch, "watch", false, "keep printing every change of leader")
-	var slots int
-	fs.IntVar(&slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default "+elect.SlotsPrefixFor("<service>")+")")
+// leaderCommand is `leaderd leader` in the command table.
+func leaderCommand(fs *flagSet) action {
+	var o leaderOptions
+	fs.StringVar(&o.service, "service", "", "service name; the key is "+elect.KeyFor("<service>")+" (in Nomad: defaults like leaderd run)")
+	fs.StringVar(&o.key, "key", "", "Consul KV key of the election (wins over -service)")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON lines")
+	fs.BoolVar(&o.watch, "watch", false, "keep printing every change of leader")
+	fs.IntVar(&o.slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default "+elect.SlotsPrefixFor("<service>")+")")
 	fs.noEnv["json"], fs.noEnv["watch"] = true, true
 	cf := registerConsulFlags(fs)
-	err := fs.parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, leaderSynopsis, leaderExamples)
-		return exitOK
+	return func(ctx context.Context, _ []string, in invocation) int {
+		return showLeader(ctx, o, fs, cf, in.getenv, in.stdout, in.stderr)
 	}
-	if err == nil && fs.NArg() > 0 {
-		err = usagef("unexpected argument %q", fs.Arg(0))
-	}
-	if err != nil {
-		return exitFor(stderr, "leader", err)
-	}
+}
+
+// leaderOptions are the flags of `leaderd leader`.
+type leaderOptions struct {
+	service, key  string
+	asJSON, watch bool
+	slots         int
+}
+
+// showLeader is `leaderd leader` once its flags are parsed.
+func showLeader(ctx context.Context, o leaderOptions, fs *flagSet, cf *consulhttp.Flags, getenv func(string) string, stdout, stderr io.Writer) int {
+	service, key, asJSON, watch, slots := o.service, o.key, o.asJSON, o.watch, o.slots
 	if service == "" {
 		service = nomadService(getenv)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,19 +20,23 @@ import (
 	"github.com/leaderd/leaderd/nomad"
 )
 
-// runRun is `leaderd run`: wiring only. Data flows one way: the election's
-// hooks drive the child supervisor (synchronously, so the child is dead
-// before leadership is given up), its events feed metrics and publishers,
-// and the status server reads snapshots.
-func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, fs, err := parseRunConfig(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, runSynopsis, runExamples)
-		return exitOK
+// runCommand is `leaderd run` in the command table.
+func runCommand(fs *flagSet) action {
+	var cfg runConfig
+	cf := declareRunFlags(fs, &cfg)
+	return func(ctx context.Context, argv []string, in invocation) int {
+		if err := cfg.finish(argv, fs, cf, in.getenv); err != nil {
+			return exitFor(in.stderr, "run", err)
+		}
+		return lead(ctx, cfg, fs, in.getenv, in.stdout, in.stderr)
 	}
-	if err != nil {
-		return exitFor(stderr, "run", err)
-	}
+}
+
+// lead is `leaderd run` once configured: wiring only. Data flows one way:
+// the election's hooks drive the child supervisor (synchronously, so the
+// child is dead before leadership is given up), its events feed metrics
+// and publishers, and the status server reads snapshots.
+func lead(ctx context.Context, cfg runConfig, fs *flagSet, getenv func(string) string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
 	client, err := consulhttp.NewClient(cfg.Consul)
