@@ -71,8 +71,8 @@ type runConfig struct {
 	SessionName string        // -name; "": elect's "leaderd: <key>"
 	Timeout     time.Duration // -timeout: give up (exit 4) if not leading by then; 0: never
 	PassStdin   bool          // the child reads leaderd's stdin
-	Hook        string        // shell line run on every role change (hooks.go)
-	HookTimeout time.Duration // 0: defaultHookTimeout
+	Hook        string        // shell line run on every role change (package elect/hooks)
+	HookTimeout time.Duration // 0: hooks.DefaultTimeout
 	Slots       int           // -n above 1: up to Slots holders at once (slots.go); 0: one leader
 }
 

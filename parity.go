@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync/atomic"
 	"time"
+
+	"github.com/leaderd/leaderd/elect/hooks"
 )
 
 // What `consul lock` users reach for, and several leaderd on one host:
@@ -26,7 +28,7 @@ func registerParityFlags(fs *flagSet, cfg *runConfig) {
 	fs.BoolVar(&cfg.PassStdin, "pass-stdin", false, "the command reads leaderd's stdin (default: /dev/null)")
 	fs.StringVar(&cfg.Hook, "hook", "", "shell line run by /bin/sh -c on every role change, one at a time in order, never delaying the election; "+
 		"LEADERD_ROLE (leader, follower, stepped_down), LEADERD_REASON, LEADERD_TOKEN, LEADERD_LEADER_ID, LEADERD_KEY, LEADERD_ID in its environment")
-	fs.Var(durationValue{&cfg.HookTimeout}, "hook-timeout", "a hook still running after this long has its process group killed (default 30s)")
+	fs.Var(durationValue{&cfg.HookTimeout}, "hook-timeout", "a hook still running after this long has its process group killed (default "+hooks.DefaultTimeout.String()+")")
 }
 
 // parityErrors checks the flags registerParityFlags declared.
