@@ -83,7 +83,7 @@ func lead(ctx context.Context, cfg runConfig, fs *flagSet, getenv func(string) s
 			sup.Extend(t.Token, end)
 		}
 	}
-	e, slots, err = newCampaign(status.MeteredConsul{Consul: client, M: m}, cfg.Slots, ecfg)
+	e, slots, err = newCampaign(status.MeteredConsul{Consul: client, Metrics: m}, cfg.Slots, ecfg)
 	if err != nil {
 		return exitFor(stderr, "run", usagef("%s", oneLine(err)))
 	}

@@ -180,7 +180,7 @@ func formatFloat(v float64) string {
 // it is one too.
 type MeteredConsul struct {
 	elect.Consul
-	M *Metrics
+	Metrics *Metrics
 }
 
 var (
@@ -190,7 +190,7 @@ var (
 
 func (c MeteredConsul) CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error) {
 	id, err := c.Consul.CreateSession(ctx, r)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return id, err
 }
 
@@ -198,50 +198,50 @@ func (c MeteredConsul) RenewSession(ctx context.Context, id string) (*consulhttp
 	start := time.Now()
 	s, err := c.Consul.RenewSession(ctx, id)
 	if err == nil {
-		c.M.renewed(time.Since(start))
+		c.Metrics.renewed(time.Since(start))
 	}
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return s, err
 }
 
 func (c MeteredConsul) DestroySession(ctx context.Context, id string) error {
 	err := c.Consul.DestroySession(ctx, id)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }
 
 func (c MeteredConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
 	p, meta, err := c.Consul.GetKV(ctx, key, q)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return p, meta, err
 }
 
 func (c MeteredConsul) Acquire(ctx context.Context, key, session string, value []byte) (bool, error) {
 	ok, err := c.Consul.Acquire(ctx, key, session, value)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return ok, err
 }
 
 func (c MeteredConsul) Release(ctx context.Context, key, session string, value []byte) (bool, error) {
 	ok, err := c.Consul.Release(ctx, key, session, value)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return ok, err
 }
 
 func (c MeteredConsul) RegisterCheck(ctx context.Context, chk consulhttp.AgentCheck) error {
 	err := c.Consul.RegisterCheck(ctx, chk)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }
 
 func (c MeteredConsul) DeregisterCheck(ctx context.Context, id string) error {
 	err := c.Consul.DeregisterCheck(ctx, id)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }
 
 func (c MeteredConsul) UpdateTTL(ctx context.Context, checkID, status, output string) error {
 	err := c.Consul.UpdateTTL(ctx, checkID, status, output)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }

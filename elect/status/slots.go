@@ -13,13 +13,13 @@ import (
 // inside must be one (a *consulhttp.Client is).
 func (c MeteredConsul) ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
 	ps, meta, err := c.Consul.(elect.SlotsConsul).ListKV(ctx, prefix, q)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return ps, meta, err
 }
 
 func (c MeteredConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
 	res, ok, err := c.Consul.(elect.SlotsConsul).TxnKV(ctx, ops)
-	c.M.consulError(err)
+	c.Metrics.consulError(err)
 	return res, ok, err
 }
 
