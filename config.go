@@ -42,12 +42,6 @@ var flagOfField = map[string]string{
 	elect.FieldMargin:        "kill-timeout",
 }
 
-// Publisher names accepted by -publish.
-const (
-	publishConsulTags = "consul-tags"
-	publishNomadVars  = "nomad-vars"
-)
-
 // runConfig is what `leaderd run` was told, after flags, environment and
 // defaults. It holds no secret: the Consul token stays inside Consul.
 type runConfig struct {
@@ -77,8 +71,8 @@ type runConfig struct {
 	SessionName string        // -name; "": elect's "leaderd: <key>"
 	Timeout     time.Duration // -timeout: give up (exit 4) if not leading by then; 0: never
 	PassStdin   bool          // the child reads leaderd's stdin
-	Hook        string        // shell line run on every role change (hooks.go)
-	HookTimeout time.Duration // 0: defaultHookTimeout
+	Hook        string        // shell line run on every role change (package elect/hooks)
+	HookTimeout time.Duration // 0: hooks.DefaultTimeout
 	Slots       int           // -n above 1: up to Slots holders at once (slots.go); 0: one leader
 }
 
@@ -145,9 +139,9 @@ const runExamples = `
   # fast failover (about 3s after a crash, 2s after a session invalidation)
   leaderd run -service billing -check-ttl 1s -lock-delay 2s -kill-timeout 500ms -listen 127.0.0.1:9000 -- ./billing`
 
-// newRunFlags declares the flags of `leaderd run` over cfg.
-func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
-	fs := newFlagSet("run")
+// declareRunFlags declares the flags of `leaderd run` on fs over cfg, and
+// sets cfg's defaults.
+func declareRunFlags(fs *flagSet, cfg *runConfig) *consulhttp.Flags {
 	cfg.TTL = defaultTTL
 	cfg.LockDelay = defaultLockDelay
 	cfg.CheckTTL = defaultCheckTTL
@@ -158,7 +152,7 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	dur := func(p *time.Duration, name, usage string) { fs.Var(durationValue{p}, name, usage) }
 
 	fs.StringVar(&cfg.Service, "service", "", "service name (default in Nomad: <job>-<group>, or <job> when the group has the job's name; else required)")
-	fs.StringVar(&cfg.Key, "key", "", "Consul KV key to hold while leading, no leading '/' (default services/<service>/leader)")
+	fs.StringVar(&cfg.Key, "key", "", "Consul KV key to hold while leading, no leading '/' (default "+elect.KeyFor("<service>")+")")
 	fs.StringVar(&cfg.ID, "id", "", "candidate id (default NOMAD_ALLOC_ID, else <hostname>-<pid>)")
 	fs.StringVar(&cfg.Address, "address", "", "address others can reach this instance at, host:port, published with the leader record")
 	dur(&cfg.TTL, "ttl", "session TTL, 1s..24h: a crashed leader's session ends ttl..2×ttl after its last renew; Consul refuses below its session_ttl_min (10s unless lowered)")
@@ -176,38 +170,35 @@ func newRunFlags(cfg *runConfig, cf *consulFlags) *flagSet {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	registerParityFlags(fs, cfg)
 	registerSlotsFlags(fs, cfg)
-	cf.register(fs)
-	return fs
+	return registerConsulFlags(fs)
 }
 
-// parseRunConfig turns arguments and environment into a checked runConfig.
-// Every error is a usageError (exit 2) or flag.ErrHelp.
+// parseRunConfig turns arguments and environment into a checked runConfig,
+// as the command table does for leaderd run. Every error is a usageError
+// (exit 2) or flag.ErrHelp.
 func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flagSet, error) {
 	var cfg runConfig
-	var cf consulFlags
-	fs := newRunFlags(&cfg, &cf)
-	if err := fs.parse(args, getenv); err != nil {
+	fs := newFlagSet("run")
+	cf := declareRunFlags(fs, &cfg)
+	argv, err := parseArgs(fs, args, getenv, true)
+	if err != nil {
 		return cfg, fs, err
 	}
-	rest := fs.Args()
-	if len(rest) > 0 {
-		// The flag package eats "--"; require it so a typo is not run as
-		// a command.
-		if i := len(args) - len(rest) - 1; i < 0 || args[i] != "--" {
-			return cfg, fs, usagef("unexpected argument %q: put the command after --", rest[0])
-		}
-		cfg.Command = rest
-	}
+	return cfg, fs, cfg.finish(argv, fs, cf, getenv)
+}
 
+// finish completes a configuration whose flags fs parsed: the command
+// line after --, defaults from the environment (Nomad, the host), the
+// Consul connection; then it checks everything and reports every problem
+// at once, each naming the flag or variable the user wrote.
+func (cfg *runConfig) finish(argv []string, fs *flagSet, cf *consulhttp.Flags, getenv func(string) string) error {
+	cfg.Command = argv
 	cfg.AllocID = getenv("NOMAD_ALLOC_ID")
 	if cfg.Service == "" {
 		cfg.Service = nomadService(getenv)
 	}
-	if cfg.Key == "" && cfg.Service != "" && cfg.Slots > 1 {
-		cfg.Key = slotsKeyFor(cfg.Service)
-	}
-	if cfg.Key == "" && cfg.Service != "" {
-		cfg.Key = "services/" + cfg.Service + "/leader"
+	if cfg.Key == "" {
+		cfg.Key = defaultKey(cfg.Service, cfg.Slots)
 	}
 	if cfg.ID == "" {
 		cfg.ID = cfg.AllocID
@@ -239,7 +230,7 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 		bad("invalid %s %v: must not be negative", fs.name("kill-timeout"), cfg.KillTimeout)
 	}
 	if len(errs) == 0 {
-		errs = append(errs, timingErrors(cfg, fs)...)
+		errs = append(errs, timingErrors(*cfg, fs)...)
 	}
 	cfg.ListenNamed = fs.source["listen"] != "" && cfg.Listen != ""
 	if !cfg.ListenNamed {
@@ -250,11 +241,11 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 			bad("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err)
 		}
 	}
-	errs = append(errs, parityErrors(cfg, fs)...)
-	errs = append(errs, slotsErrors(cfg, fs)...)
+	errs = append(errs, parityErrors(*cfg, fs)...)
+	errs = append(errs, slotsErrors(*cfg, fs)...)
 	for _, p := range cfg.Publish {
-		if p != publishConsulTags && p != publishNomadVars {
-			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, publishConsulTags, publishNomadVars)
+		if p != nomad.PublishConsulTags && p != nomad.PublishNomadVars {
+			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, nomad.PublishConsulTags, nomad.PublishNomadVars)
 		}
 	}
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
@@ -268,12 +259,12 @@ func parseRunConfig(args []string, getenv func(string) string) (runConfig, *flag
 			bad("command %q: %v", cfg.Command[0], unwrapExec(err))
 		}
 	}
-	consul, err := cf.config(getenv)
+	consul, err := consulConfig(cf, getenv)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	cfg.Consul = consul
-	return cfg, fs, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // timingErrors are elect's verdicts on the timing flags, each naming the
@@ -285,22 +276,12 @@ func timingErrors(cfg runConfig, fs *flagSet) []error {
 		return nil
 	}
 	var fes []*elect.FieldError
-	var walk func(error)
-	walk = func(err error) {
-		if fe, ok := err.(*elect.FieldError); ok {
+	for _, e := range joined(err) {
+		var fe *elect.FieldError
+		if errors.As(e, &fe) {
 			fes = append(fes, fe)
-			return
-		}
-		switch u := err.(type) {
-		case interface{ Unwrap() []error }:
-			for _, e := range u.Unwrap() {
-				walk(e)
-			}
-		case interface{ Unwrap() error }:
-			walk(u.Unwrap())
 		}
 	}
-	walk(err)
 	var errs []error
 	for _, fe := range fes {
 		var names []string
@@ -325,6 +306,18 @@ func timingErrors(cfg runConfig, fs *flagSet) []error {
 		errs = append(errs, usagef("%s", oneLine(err)))
 	}
 	return errs
+}
+
+// defaultKey is -key's default for a service: elect's key of its leader,
+// or with -n above 1 the prefix of its semaphore; "" without a service.
+func defaultKey(service string, slots int) string {
+	switch {
+	case service == "":
+		return ""
+	case slots > 1:
+		return elect.SlotsPrefixFor(service)
+	}
+	return elect.KeyFor(service)
 }
 
 // nomadService is the default service name inside a Nomad task, the same

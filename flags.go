@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -39,6 +38,9 @@ func (v durationValue) String() string {
 	}
 	return v.d.String()
 }
+
+// Get makes it a flag.Getter of a time.Duration: help shows "duration".
+func (v durationValue) Get() any { return *v.d }
 
 func (v durationValue) Set(s string) error {
 	d, err := time.ParseDuration(strings.TrimSpace(s))
@@ -135,85 +137,56 @@ func (fs *flagSet) name(flagName string) string {
 	return "-" + flagName
 }
 
-// consulFlags are the consul CLI's connection flags. Their twins are the
-// CONSUL_* variables (consulhttp.ConfigFromEnv); flags win.
-type consulFlags struct {
-	addr, tokenFile, datacenter           string
-	caFile, caPath, clientCert, clientKey string
-	tlsServerName, namespace, partition   string
-}
-
-// register adds the flags to fs. There is deliberately no -token: a secret
-// on the command line is visible to every user in ps.
-func (c *consulFlags) register(fs *flagSet) {
-	str := func(p *string, name, usage string) {
-		fs.StringVar(p, name, "", usage)
+// registerConsulFlags declares consulhttp's connection flags on fs. They
+// have no LEADERD_ twins (the CONSUL_* variables are) and their own
+// section in the help.
+func registerConsulFlags(fs *flagSet) *consulhttp.Flags {
+	cf := new(consulhttp.Flags)
+	for _, name := range cf.Register(fs.FlagSet) {
 		fs.noEnv[name], fs.consul[name] = true, true
 	}
-	str(&c.addr, "consul-addr", "Consul HTTP API address: host:port, http(s)://host:port or unix:///path (CONSUL_HTTP_ADDR; default 127.0.0.1:8500)")
-	str(&c.addr, "http-addr", "alias of -consul-addr, the consul CLI's name")
-	str(&c.tokenFile, "token-file", "file holding the Consul ACL token (CONSUL_HTTP_TOKEN_FILE; or set CONSUL_HTTP_TOKEN)")
-	str(&c.datacenter, "datacenter", "Consul datacenter (CONSUL_DATACENTER; default the agent's)")
-	str(&c.caFile, "ca-file", "CA certificate file for HTTPS to Consul (CONSUL_CACERT)")
-	str(&c.caPath, "ca-path", "directory of CA certificates (CONSUL_CAPATH)")
-	str(&c.clientCert, "client-cert", "client certificate for mutual TLS (CONSUL_CLIENT_CERT)")
-	str(&c.clientKey, "client-key", "client key for mutual TLS (CONSUL_CLIENT_KEY)")
-	str(&c.tlsServerName, "tls-server-name", "server name to verify in Consul's certificate (CONSUL_TLS_SERVER_NAME)")
-	str(&c.namespace, "namespace", "Consul Enterprise namespace (CONSUL_NAMESPACE)")
-	str(&c.partition, "partition", "Consul Enterprise admin partition (CONSUL_PARTITION)")
+	return cf
 }
 
-// config reads the CONSUL_* environment and lays the flags over it.
-func (c *consulFlags) config(getenv func(string) string) (consulhttp.Config, error) {
+// consulConfig reads the CONSUL_* environment, lays the flags over it and
+// checks the result by building a client once, so a bad file or value is
+// bad input now. A bad setting is named as the user gave it: the flag, or
+// the variable.
+func consulConfig(cf *consulhttp.Flags, getenv func(string) string) (consulhttp.Config, error) {
 	env, err := consulhttp.ConfigFromEnv(getenv)
 	if err != nil {
 		return consulhttp.Config{}, usagef("%s", oneLine(err))
 	}
-	if (c.clientCert == "") != (c.clientKey == "") {
-		return consulhttp.Config{}, usagef("-client-cert and -client-key must be given together")
+	if err := cf.Check(); err != nil {
+		return consulhttp.Config{}, usagef("%v", err)
 	}
-	if c.tokenFile != "" {
-		// consulhttp reads it too, but would name CONSUL_HTTP_TOKEN_FILE.
-		f, err := os.Open(c.tokenFile)
-		if err != nil {
-			return consulhttp.Config{}, usagef("invalid -token-file: %v", err)
-		}
-		f.Close()
-	}
-	cfg := env.Merge(consulhttp.Config{
-		Address:    c.addr,
-		TokenFile:  c.tokenFile,
-		Datacenter: c.datacenter,
-		Namespace:  c.namespace,
-		Partition:  c.partition,
-		TLS: consulhttp.TLSConfig{
-			CAFile:     c.caFile,
-			CAPath:     c.caPath,
-			CertFile:   c.clientCert,
-			KeyFile:    c.clientKey,
-			ServerName: c.tlsServerName,
-		},
-	})
-	// Build a client once to check the files and values now, naming the
-	// flag the user gave rather than the variable it overrides.
+	cfg := env.Merge(cf.Override())
 	if _, err := consulhttp.NewClient(cfg); err != nil {
-		msg := oneLine(err)
-		for _, f := range []struct{ set, env, flag string }{
-			{c.caFile, consulhttp.EnvCACert, "-ca-file"},
-			{c.caPath, consulhttp.EnvCAPath, "-ca-path"},
-			{c.clientCert, consulhttp.EnvClientCert, "-client-cert"},
-			{c.clientKey, consulhttp.EnvClientKey, "-client-key"},
-			{c.tlsServerName, consulhttp.EnvTLSServerName, "-tls-server-name"},
-			{c.tokenFile, consulhttp.EnvHTTPTokenFile, "-token-file"},
-			{c.addr, consulhttp.EnvHTTPAddr, "-consul-addr"},
-		} {
-			if f.set != "" {
-				msg = strings.ReplaceAll(msg, f.env, f.flag)
+		var lines []string
+		for _, e := range joined(err) {
+			var se *consulhttp.SettingError
+			if errors.As(e, &se) && e == error(se) {
+				lines = append(lines, se.Named(cf.Name))
+				continue
 			}
+			lines = append(lines, oneLine(e))
 		}
-		return consulhttp.Config{}, usagef("consul settings: %s", msg)
+		return consulhttp.Config{}, usagef("consul settings: %s", strings.Join(lines, "; "))
 	}
 	return cfg, nil
+}
+
+// joined is err's leaves when it is an errors.Join tree, else err alone.
+func joined(err error) []error {
+	u, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var leaves []error
+	for _, e := range u.Unwrap() {
+		leaves = append(leaves, joined(e)...)
+	}
+	return leaves
 }
 
 // oneLine joins the lines of a (possibly errors.Join-ed) error with "; "
@@ -232,11 +205,13 @@ func printUsage(w io.Writer, fs *flagSet, synopsis, examples string) {
 				return
 			}
 			name, usage := flag.UnquoteUsage(f)
-			switch f.Value.(type) {
-			case durationValue:
-				name = "duration"
+			switch v := f.Value.(type) {
 			case listValue:
 				name = "list"
+			case flag.Getter:
+				if _, ok := v.Get().(time.Duration); ok {
+					name = "duration"
+				}
 			}
 			line := "  -" + f.Name
 			if name != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/nomad"
 )
 
 // settingNamed matches an error line that names what is wrong: a flag, an
@@ -80,7 +81,7 @@ func checkRunConfig(t *testing.T, cfg runConfig) {
 		}
 	}
 	for _, p := range cfg.Publish {
-		if p != publishConsulTags && p != publishNomadVars {
+		if p != nomad.PublishConsulTags && p != nomad.PublishNomadVars {
 			bad("publisher %q", p)
 		}
 	}

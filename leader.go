@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/elect/status"
 )
 
 const leaderSynopsis = `
@@ -31,42 +30,40 @@ const leaderExamples = `
 
 // leaderLine is one line of `leaderd leader -json`.
 type leaderLine struct {
-	Time   time.Time   `json:"time"`
-	Leader *leaderView `json:"leader"`
+	Time   time.Time          `json:"time"`
+	Leader *status.LeaderView `json:"leader"`
 }
 
-func runLeader(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("leader")
-	var service, key string
-	var asJSON, watch bool
-	var cf consulFlags
-	fs.StringVar(&service, "service", "", "service name; the key is services/<service>/leader (in Nomad: defaults like leaderd run)")
-	fs.StringVar(&key, "key", "", "Consul KV key of the election (wins over -service)")
-	fs.BoolVar(&asJSON, "json", false, "print JSON lines")
-	fs.BoolVar(&watch, "watch", false, "keep printing every change of leader")
-	var slots int
-	fs.IntVar(&slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default services/<service>/slots)")
+// leaderCommand is `leaderd leader` in the command table.
+func leaderCommand(fs *flagSet) action {
+	var o leaderOptions
+	fs.StringVar(&o.service, "service", "", "service name; the key is "+elect.KeyFor("<service>")+" (in Nomad: defaults like leaderd run)")
+	fs.StringVar(&o.key, "key", "", "Consul KV key of the election (wins over -service)")
+	fs.BoolVar(&o.asJSON, "json", false, "print JSON lines")
+	fs.BoolVar(&o.watch, "watch", false, "keep printing every change of leader")
+	fs.IntVar(&o.slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default "+elect.SlotsPrefixFor("<service>")+")")
 	fs.noEnv["json"], fs.noEnv["watch"] = true, true
-	cf.register(fs)
-	err := fs.parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, leaderSynopsis, leaderExamples)
-		return exitOK
+	cf := registerConsulFlags(fs)
+	return func(ctx context.Context, _ []string, in invocation) int {
+		return showLeader(ctx, o, fs, cf, in.getenv, in.stdout, in.stderr)
 	}
-	if err == nil && fs.NArg() > 0 {
-		err = usagef("unexpected argument %q", fs.Arg(0))
-	}
-	if err != nil {
-		return exitFor(stderr, "leader", err)
-	}
+}
+
+// leaderOptions are the flags of `leaderd leader`.
+type leaderOptions struct {
+	service, key  string
+	asJSON, watch bool
+	slots         int
+}
+
+// showLeader is `leaderd leader` once its flags are parsed.
+func showLeader(ctx context.Context, o leaderOptions, fs *flagSet, cf *consulhttp.Flags, getenv func(string) string, stdout, stderr io.Writer) int {
+	service, key, asJSON, watch, slots := o.service, o.key, o.asJSON, o.watch, o.slots
 	if service == "" {
 		service = nomadService(getenv)
 	}
-	if key == "" && service != "" && slots > 1 {
-		key = slotsKeyFor(service)
-	}
-	if key == "" && service != "" {
-		key = "services/" + service + "/leader"
+	if key == "" {
+		key = defaultKey(service, slots)
 	}
 	switch {
 	case key == "":
@@ -74,7 +71,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 	case key[0] == '/':
 		return exitFor(stderr, "leader", usagef("invalid %s %q: a Consul key must not start with '/'", fs.name("key"), key))
 	}
-	ccfg, err := cf.config(getenv)
+	ccfg, err := consulConfig(cf, getenv)
 	if err != nil {
 		return exitFor(stderr, "leader", err)
 	}
@@ -85,7 +82,7 @@ func runLeader(ctx context.Context, args []string, getenv func(string) string, s
 
 	show := func(l *elect.Leader) {
 		if asJSON {
-			b, _ := json.Marshal(leaderLine{Time: time.Now().UTC(), Leader: viewOf(l)})
+			b, _ := json.Marshal(leaderLine{Time: time.Now().UTC(), Leader: status.ViewOf(l)})
 			fmt.Fprintf(stdout, "%s\n", b)
 			return
 		}

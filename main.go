@@ -3,8 +3,10 @@
 // else could take over), tells the world who leads, and optionally runs a
 // command only while it leads.
 //
-// This file is the entry point and the command table; each command lives in
-// its own file (run.go, leader.go, demo.go). Exit codes, for every command:
+// This file is the entry point and the command table, which owns parsing,
+// help and exit codes; each command lives in its own file (run.go,
+// leader.go, jobspec.go, demo.go) and its components in packages (elect,
+// consulhttp, nomad, jobspec). Exit codes, for every command:
 //
 //	0  success
 //	1  runtime error (Consul refused, ACL denied, ...)
@@ -57,18 +59,58 @@ func main() {
 	os.Exit(code)
 }
 
-const mainUsage = `Usage: leaderd <command> [flags] [args]
+// command is one row of the command table. The table owns what every
+// command shares: parsing flags and their LEADERD_* twins, -h and help,
+// stray arguments, and mapping bad input to exit 2. A command declares its
+// flags and gets back control only once they are parsed.
+type command struct {
+	name    string
+	summary string // its line in leaderd -h
+	// synopsis and examples frame the flags in the command's -h.
+	synopsis, examples string
+	// takesCommand: a command line may follow the flags after "--" (run's
+	// child, jobspec's app); otherwise any argument is bad input.
+	takesCommand bool
+	// flags declares the command's flags on fs and returns what runs once
+	// they are parsed.
+	flags func(fs *flagSet) action
+	// raw runs a command that parses its own arguments (demo); flags,
+	// synopsis and examples are then unused.
+	raw func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int
+}
+
+// action runs a command with its flags parsed; argv is what followed
+// "--". It returns the exit code.
+type action func(ctx context.Context, argv []string, in invocation) int
+
+// invocation is the process around a command: environment and output.
+type invocation struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
+
+// commands is the command table, in the order leaderd -h lists them.
+var commands = []command{
+	{name: "run", summary: "campaign for leadership; optionally run a command while leading",
+		synopsis: runSynopsis, examples: runExamples, takesCommand: true, flags: runCommand},
+	{name: "leader", summary: "print who leads now, or every change with -watch",
+		synopsis: leaderSynopsis, examples: leaderExamples, flags: leaderCommand},
+	{name: "demo", summary: "start a throwaway Consul and show an election, a handover and a failover",
+		raw: runDemo},
+	{name: "jobspec", summary: "render a Nomad job that runs leaderd",
+		synopsis: jobspecSynopsis, examples: jobspecExamples, takesCommand: true, flags: jobspecCommand},
+}
+
+const mainUsageHead = `Usage: leaderd <command> [flags] [args]
 
 leaderd elects one leader among N instances of a service through Consul,
 steps it down before anyone else could take over, publishes who leads, and
 can run a command only while leading.
 
 Commands:
-  run      campaign for leadership; optionally run a command while leading
-  leader   print who leads now, or every change with -watch
-  demo     start a throwaway Consul and show an election, a handover and a failover
-  jobspec  render a Nomad job that runs leaderd
-  version  print the version
+`
+
+const mainUsageTail = `  version  print the version
   help     this text; "leaderd help <command>" or "leaderd <command> -h" for one command
 
 Exit codes: 0 ok, 1 runtime error, 2 bad input, 3 no leader (leaderd leader),
@@ -81,23 +123,26 @@ Examples:
   leaderd leader -service billing -watch -json
 `
 
+// mainUsage is leaderd -h: the command table's summaries, framed.
+func mainUsage() string {
+	var b strings.Builder
+	b.WriteString(mainUsageHead)
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
+	}
+	b.WriteString(mainUsageTail)
+	return b.String()
+}
+
 // run executes one leaderd command and returns the process exit code.
 // getenv is os.Getenv in main and a map in tests.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, mainUsage)
+		fmt.Fprint(stderr, mainUsage())
 		return exitUsage
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return runRun(ctx, rest, getenv, stdout, stderr)
-	case "leader":
-		return runLeader(ctx, rest, getenv, stdout, stderr)
-	case "demo":
-		return runDemo(ctx, rest, getenv, stdout, stderr)
-	case "jobspec":
-		return runJobspec(ctx, rest, getenv, stdout, stderr)
+	name, rest := args[0], args[1:]
+	switch name {
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "leaderd %s (%s, %s/%s)\n", versionString(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK
@@ -105,11 +150,56 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if len(rest) > 0 && rest[0] != "help" {
 			return run(ctx, []string{rest[0], "-h"}, getenv, stdout, stderr)
 		}
-		fmt.Fprint(stdout, mainUsage)
+		fmt.Fprint(stdout, mainUsage())
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "leaderd: unknown command %q (see leaderd -h)\n", cmd)
+	for _, c := range commands {
+		if c.name == name {
+			return c.run(ctx, rest, invocation{getenv: getenv, stdout: stdout, stderr: stderr})
+		}
+	}
+	fmt.Fprintf(stderr, "leaderd: unknown command %q (see leaderd -h)\n", name)
 	return exitUsage
+}
+
+// run parses the command's flags and runs it: help on -h (exit 0), one
+// line per problem on bad input (exit 2).
+func (c command) run(ctx context.Context, args []string, in invocation) int {
+	if c.raw != nil {
+		return c.raw(ctx, args, in.getenv, in.stdout, in.stderr)
+	}
+	fs := newFlagSet(c.name)
+	act := c.flags(fs)
+	argv, err := parseArgs(fs, args, in.getenv, c.takesCommand)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(in.stdout, fs, c.synopsis, c.examples)
+		return exitOK
+	}
+	if err != nil {
+		return exitFor(in.stderr, c.name, err)
+	}
+	return act(ctx, argv, in)
+}
+
+// parseArgs parses args into fs (flags, then their environment twins) and
+// returns the command line after "--". Without takesCommand any argument
+// left is bad input; with it, one is only accepted after "--" (the flag
+// package eats the "--"), so a typo is not run as a command.
+func parseArgs(fs *flagSet, args []string, getenv func(string) string, takesCommand bool) ([]string, error) {
+	if err := fs.parse(args, getenv); err != nil {
+		return nil, err
+	}
+	rest := fs.Args()
+	switch {
+	case len(rest) == 0:
+		return nil, nil
+	case !takesCommand:
+		return nil, usagef("unexpected argument %q", rest[0])
+	}
+	if i := len(args) - len(rest) - 1; i < 0 || args[i] != "--" {
+		return nil, usagef("unexpected argument %q: put the command after --", rest[0])
+	}
+	return rest, nil
 }
 
 // exitFor reports err on stderr as one line and returns its exit code:

@@ -1,24 +1,18 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync/atomic"
-	"syscall"
 	"time"
+
+	"github.com/leaderd/leaderd/elect/hooks"
 )
 
 // What `consul lock` users reach for, and several leaderd on one host:
 // -name, -timeout (-try), -pass-stdin, and a status address that does
 // not stop a second instance from starting. README: "Coming from
 // `consul lock`".
-
-// fallbackListen is where the status server listens when the default
-// address is taken: any free loopback port, logged and shown in
-// /v1/status.
-const fallbackListen = "127.0.0.1:0"
 
 // nomadStatusPort is the environment variable of the port the shipped
 // jobspecs allocate for leaderd's status server (jobspec.PortStatus).
@@ -34,7 +28,7 @@ func registerParityFlags(fs *flagSet, cfg *runConfig) {
 	fs.BoolVar(&cfg.PassStdin, "pass-stdin", false, "the command reads leaderd's stdin (default: /dev/null)")
 	fs.StringVar(&cfg.Hook, "hook", "", "shell line run by /bin/sh -c on every role change, one at a time in order, never delaying the election; "+
 		"LEADERD_ROLE (leader, follower, stepped_down), LEADERD_REASON, LEADERD_TOKEN, LEADERD_LEADER_ID, LEADERD_KEY, LEADERD_ID in its environment")
-	fs.Var(durationValue{&cfg.HookTimeout}, "hook-timeout", "a hook still running after this long has its process group killed (default 30s)")
+	fs.Var(durationValue{&cfg.HookTimeout}, "hook-timeout", "a hook still running after this long has its process group killed (default "+hooks.DefaultTimeout.String()+")")
 }
 
 // parityErrors checks the flags registerParityFlags declared.
@@ -69,23 +63,6 @@ func defaultListenIn(listen string, getenv func(string) string) string {
 		return net.JoinHostPort("0.0.0.0", p)
 	}
 	return listen
-}
-
-// listenFor starts listening for the status server. An address the user
-// named must be free (a taken one is bad input); a default one that is
-// taken — another leaderd on this host — falls back to a free loopback
-// port, so any number of instances run with the default flags.
-func listenFor(cfg runConfig, h http.Handler, log *slog.Logger) (*statusServer, error) {
-	srv, err := listenStatus(cfg.Listen, h, log)
-	if err == nil || cfg.ListenNamed || !errors.Is(err, syscall.EADDRINUSE) {
-		return srv, err
-	}
-	srv, err2 := listenStatus(fallbackListen, h, log)
-	if err2 != nil {
-		return nil, err
-	}
-	log.Info("default status address taken; listening on a free port", "taken", cfg.Listen, "addr", srv.Addr())
-	return srv, nil
 }
 
 // warnShortTimeout says when -timeout can't be met on a key that doesn't

@@ -3,14 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -84,30 +81,6 @@ func TestDefaultListen(t *testing.T) {
 				t.Errorf("listen %q named %v, want %q named %v", cfg.Listen, cfg.ListenNamed, tc.listen, tc.named)
 			}
 		})
-	}
-}
-
-// TestListenFallback: a default address that is taken falls back to a free
-// loopback port; a named one is an error.
-func TestListenFallback(t *testing.T) {
-	taken, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taken.Close()
-	log := slog.New(slog.DiscardHandler)
-	srv, err := listenFor(runConfig{Listen: taken.Addr().String()}, http.NotFoundHandler(), log)
-	if err != nil {
-		t.Fatalf("default address taken: %v, want a fallback", err)
-	}
-	defer srv.ln.Close()
-	host, port, _ := net.SplitHostPort(srv.Addr())
-	if host != "127.0.0.1" || srv.Addr() == taken.Addr().String() || port == "0" {
-		t.Errorf("fell back to %s, want another port on 127.0.0.1", srv.Addr())
-	}
-	_, err = listenFor(runConfig{Listen: taken.Addr().String(), ListenNamed: true}, http.NotFoundHandler(), log)
-	if !errors.Is(err, syscall.EADDRINUSE) {
-		t.Errorf("named address taken: %v, want EADDRINUSE", err)
 	}
 }
 

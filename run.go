@@ -3,46 +3,47 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
-	"strconv"
 	"sync"
 	"syscall"
 	"time"
 
-	nomadapi "github.com/hashicorp/nomad/api"
-
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
 	"github.com/leaderd/leaderd/elect/child"
+	"github.com/leaderd/leaderd/elect/hooks"
+	"github.com/leaderd/leaderd/elect/status"
 	"github.com/leaderd/leaderd/nomad"
 )
 
-// runRun is `leaderd run`: wiring only. Data flows one way: the election's
-// hooks drive the child supervisor (synchronously, so the child is dead
-// before leadership is given up), its events feed metrics and publishers,
-// and the status server reads snapshots.
-func runRun(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, fs, err := parseRunConfig(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, runSynopsis, runExamples)
-		return exitOK
+// runCommand is `leaderd run` in the command table.
+func runCommand(fs *flagSet) action {
+	var cfg runConfig
+	cf := declareRunFlags(fs, &cfg)
+	return func(ctx context.Context, argv []string, in invocation) int {
+		if err := cfg.finish(argv, fs, cf, in.getenv); err != nil {
+			return exitFor(in.stderr, "run", err)
+		}
+		return lead(ctx, cfg, fs, in.getenv, in.stdout, in.stderr)
 	}
-	if err != nil {
-		return exitFor(stderr, "run", err)
-	}
+}
+
+// lead is `leaderd run` once configured: wiring only. Data flows one way:
+// the election's hooks drive the child supervisor (synchronously, so the
+// child is dead before leadership is given up), its events feed metrics
+// and publishers, and the status server reads snapshots.
+func lead(ctx context.Context, cfg runConfig, fs *flagSet, getenv func(string) string, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 
 	client, err := consulhttp.NewClient(cfg.Consul)
 	if err != nil {
 		return exitFor(stderr, "run", usagef("consul settings: %s", oneLine(err)))
 	}
-	m := newMetrics()
+	m := status.NewMetrics()
 	var sup *child.Supervisor
 	if len(cfg.Command) > 0 {
 		if sup, err = newSupervisor(cfg, log); err != nil {
@@ -50,7 +51,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		defer sup.Close()
 	}
-	hooks := newTestHooks(getenv, log)
+	wedge := child.NewWedge(getenv, log)
 	startedAt := time.Now()
 	// The publishers are built once the status server listens; the
 	// step-down hook reads them then.
@@ -77,24 +78,24 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 	}
 	ecfg.OnLease = func(t elect.Term, end time.Time) {
-		hooks.onLease()
+		wedge.OnLease()
 		if sup != nil {
 			sup.Extend(t.Token, end)
 		}
 	}
-	e, slots, err = newCampaign(meteredConsul{client, m}, cfg.Slots, ecfg)
+	e, slots, err = newCampaign(status.MeteredConsul{Consul: client, Metrics: m}, cfg.Slots, ecfg)
 	if err != nil {
 		return exitFor(stderr, "run", usagef("%s", oneLine(err)))
 	}
 
-	st := &status{id: cfg.ID, service: cfg.Service, state: e.State, metrics: m, now: time.Now, slots: slots}
-	var srv *statusServer
+	st := &status.Handler{ID: cfg.ID, Service: cfg.Service, State: e.State, Metrics: m, Now: time.Now, Slots: slots}
+	var srv *status.Server
 	if cfg.Listen != "" {
-		srv, err = listenFor(cfg, st.routes(), log)
+		srv, err = status.Listen(cfg.Listen, cfg.ListenNamed, st.Routes(), log)
 		if err != nil {
 			return exitFor(stderr, "run", usagef("invalid %s %q: %v", fs.name("listen"), cfg.Listen, err))
 		}
-		st.listen = srv.Addr()
+		st.Listen = srv.Addr()
 		go srv.Serve()
 		defer srv.Shutdown()
 	}
@@ -136,7 +137,10 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 			}
 		})
 	}
-	hr := newHookRunner(cfg, hookConfig{Env: os.Environ(), Stdout: stdout, Stderr: stderr, Logger: log, Count: m.hookRan})
+	hr := hooks.New(hooks.Config{
+		Line: cfg.Hook, Timeout: cfg.HookTimeout, Key: cfg.Key, ID: cfg.ID,
+		Env: os.Environ(), Pass: cfg.PassEnv, Stdout: stdout, Stderr: stderr, Logger: log, Count: m.HookRan,
+	})
 	wg.Go(func() { fanOut(events, m, pubs, cfg, e.State, denied, hr) })
 	timeout, stopTimeout := timeoutTimer(cfg.Timeout)
 	defer stopTimeout()
@@ -235,12 +239,12 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, stdo
 				stop(syscall.SIGTERM)
 			}
 		case err := <-runErr:
-			st.failed.Store(true)
+			st.SetFailed()
 			stopPubs()
 			wg.Wait()
 			// Queued hooks still run (a stepped_down must still move a VIP
 			// away), within one -hook-timeout.
-			hr.close(cmpOr(cfg.HookTimeout, defaultHookTimeout))
+			hr.Close(hr.Timeout())
 			if err == nil {
 				err = deniedErr
 			}
@@ -266,10 +270,10 @@ func resign(ctx context.Context, e campaign, token uint64, log *slog.Logger) {
 // fanOut turns the ordered event stream into metrics and publisher
 // statuses, and reports the first ACL denial on denied. It ends when Run
 // returns (the channel closes).
-func fanOut(events <-chan elect.Event, m *metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error, hooks *hookRunner) {
+func fanOut(events <-chan elect.Event, m *status.Metrics, pubs []nomad.Publisher, cfg runConfig, state func() elect.State, denied chan<- error, hr *hooks.Runner) {
 	for ev := range events {
-		m.event(ev)
-		hooks.event(ev)
+		m.Event(ev)
+		hr.Event(ev)
 		if ev.Kind == elect.KindError && consulhttp.IsPermissionDenied(ev.Err) {
 			select {
 			case denied <- ev.Err:
@@ -307,70 +311,33 @@ func publishFollower(pubs []nomad.Publisher, cfg runConfig, e campaign) {
 	}
 }
 
-// newPublishers builds the -publish publishers. Problems are bad input.
-func newPublishers(cfg runConfig, client *consulhttp.Client, srv *statusServer, getenv func(string) string, log *slog.Logger) ([]nomad.Publisher, error) {
-	if len(cfg.Publish) == 0 {
-		return nil, nil
+// newPublishers builds the -publish publishers (package nomad). Problems
+// are bad input, named by the flags that cause them.
+func newPublishers(cfg runConfig, client *consulhttp.Client, srv *status.Server, getenv func(string) string, log *slog.Logger) ([]nomad.Publisher, error) {
+	pc := nomad.PublishersConfig{
+		Names: cfg.Publish, ID: cfg.ID, Service: cfg.Service, Address: cfg.Address, Tags: cfg.Tags,
+		Agent: client, Getenv: getenv, Logger: log,
 	}
-	ident := nomad.Identity{ID: cfg.ID}
-	if nomad.InNomad(getenv) {
-		var err error
-		if ident, err = nomad.IdentityFromEnv(getenv, ""); err != nil {
-			return nil, usagef("-publish: %s", oneLine(err))
-		}
-		ident.ID = cfg.ID
+	if srv != nil {
+		pc.HealthAddr = srv.Addr()
 	}
-	var pubs []nomad.Publisher
-	for _, name := range cfg.Publish {
-		var p nomad.Publisher
-		var err error
-		switch name {
-		case publishConsulTags:
-			p, err = newConsulTags(cfg, client, srv, ident, log)
-		case publishNomadVars:
-			var nc *nomadapi.Client
-			if nc, err = nomad.NewClientFromEnv(getenv); err == nil {
-				p, err = nomad.NewVariablesPublisher(nomad.VariablesConfig{
-					Client: nc, Identity: ident, Logger: log.With("publisher", name),
-				})
-			}
-		}
-		if err != nil {
-			return nil, usagef("-publish %s: %s", name, oneLine(err))
-		}
-		pubs = append(pubs, p)
+	pubs, err := nomad.NewPublishers(pc)
+	if err == nil {
+		return pubs, nil
 	}
-	return pubs, nil
-}
-
-// newConsulTags registers this instance with a leader/follower tag and a
-// Consul HTTP check on our /v1/health, so the status server is required.
-func newConsulTags(cfg runConfig, client *consulhttp.Client, srv *statusServer, ident nomad.Identity, log *slog.Logger) (nomad.Publisher, error) {
-	if cfg.Service == "" {
-		return nil, errors.New("needs -service (the Consul service name)")
+	var pe *nomad.PublisherError
+	if !errors.As(err, &pe) {
+		return nil, usagef("-publish: %s", oneLine(err))
 	}
-	if srv == nil {
-		return nil, errors.New("needs -listen: Consul checks the status server's /v1/health")
+	msg := oneLine(pe.Err)
+	var ae *nomad.AddressError
+	switch {
+	case errors.Is(pe.Err, nomad.ErrNoService):
+		msg = "needs -service (the Consul service name)"
+	case errors.Is(pe.Err, nomad.ErrNoHealthAddr):
+		msg = "needs -listen: Consul checks the status server's /v1/health"
+	case errors.As(pe.Err, &ae):
+		msg = fmt.Sprintf("-address %q: %s", ae.Address, ae.Msg)
 	}
-	host, port, _ := net.SplitHostPort(srv.Addr())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1" // the local agent probes us
-	}
-	healthURL := fmt.Sprintf("http://%s/v1/health", net.JoinHostPort(host, port))
-	var addr string
-	var p int
-	if cfg.Address != "" {
-		h, ps, err := net.SplitHostPort(cfg.Address)
-		if err != nil {
-			return nil, fmt.Errorf("-address %q: %v", cfg.Address, err)
-		}
-		if p, err = strconv.Atoi(ps); err != nil {
-			return nil, fmt.Errorf("-address %q: port %q is not a number", cfg.Address, ps)
-		}
-		addr = h
-	}
-	return nomad.NewConsulTagsPublisher(nomad.ConsulTagsConfig{
-		Agent: client, Service: cfg.Service, Address: addr, Port: p, Tags: cfg.Tags,
-		Identity: ident, HealthURL: healthURL, Logger: log.With("publisher", publishConsulTags),
-	})
+	return nil, usagef("-publish %s: %s", pe.Name, msg)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/elect/status"
+	"github.com/leaderd/leaderd/nomad"
 )
 
 // campaign is what `leaderd run` drives: one election (-n 1) or up to N
@@ -33,59 +35,13 @@ var (
 
 // newCampaign builds the election, or the slots when n > 1 (nil slots
 // otherwise).
-func newCampaign(c meteredConsul, n int, ecfg elect.Config) (campaign, *elect.Slots, error) {
+func newCampaign(c status.MeteredConsul, n int, ecfg elect.Config) (campaign, *elect.Slots, error) {
 	if n <= 1 {
 		e, err := elect.New(c, ecfg)
 		return e, nil, err
 	}
 	s, err := elect.NewSlots(c, ecfg, n)
 	return s, s, err
-}
-
-// slotsKeyFor is -key's default with -n N > 1: the semaphore's prefix.
-func slotsKeyFor(service string) string { return elect.SlotsPrefixFor(service) }
-
-// ListKV and TxnKV make meteredConsul an elect.SlotsConsul; the Consul
-// inside is always a *consulhttp.Client, which has both.
-func (c meteredConsul) ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
-	ps, meta, err := c.Consul.(elect.SlotsConsul).ListKV(ctx, prefix, q)
-	c.m.consulError(err)
-	return ps, meta, err
-}
-
-func (c meteredConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
-	res, ok, err := c.Consul.(elect.SlotsConsul).TxnKV(ctx, ops)
-	c.m.consulError(err)
-	return res, ok, err
-}
-
-// slotsView is the "slots" object of /v1/status with -n N.
-type slotsView struct {
-	Limit   int            `json:"limit"`
-	Holders []elect.Holder `json:"holders"`
-}
-
-func slotsViewOf(s *elect.Slots) *slotsView {
-	if s == nil {
-		return nil
-	}
-	return &slotsView{Limit: s.Limit(), Holders: s.Holders()}
-}
-
-// writeSlotsMetrics adds the slot gauges to /metrics with -n N.
-func writeSlotsMetrics(w io.Writer, s *elect.Slots) {
-	if s == nil {
-		return
-	}
-	live := 0
-	for _, h := range s.Holders() {
-		if h.Live {
-			live++
-		}
-	}
-	fmt.Fprintf(w, "# HELP leaderd_slots_limit Slots of the semaphore (-n).\n# TYPE leaderd_slots_limit gauge\nleaderd_slots_limit %d\n", s.Limit())
-	fmt.Fprintf(w, "# HELP leaderd_slots_holders Holders in the semaphore's .lock as last seen, live or not yet pruned.\n# TYPE leaderd_slots_holders gauge\nleaderd_slots_holders %d\n", len(s.Holders()))
-	fmt.Fprintf(w, "# HELP leaderd_slots_live_holders Holders whose contender key is held by their session.\n# TYPE leaderd_slots_live_holders gauge\nleaderd_slots_live_holders %d\n", live)
 }
 
 // holdersText is `leaderd leader -n N`'s human output: one line per holder.
@@ -116,7 +72,7 @@ func holdersText(limit int, hs []elect.Holder) string {
 // registerSlotsFlags declares -n on `leaderd run`.
 func registerSlotsFlags(fs *flagSet, cfg *runConfig) {
 	fs.Var(slotsValue{&cfg.Slots}, "n", "slots: up to `n` instances lead (run the command) at once, in the key layout of consul lock -n "+
-		"(-key is then the semaphore's prefix, default services/<service>/slots); 1: one leader")
+		"(-key is then the semaphore's prefix, default "+elect.SlotsPrefixFor("<service>")+"); 1: one leader")
 }
 
 // slotsValue is -n: at least 1, kept as 0 for 1 so a configuration without
@@ -147,8 +103,8 @@ func (v slotsValue) Set(s string) error {
 // slotsErrors checks what -n rules out.
 func slotsErrors(cfg runConfig, fs *flagSet) []error {
 	var errs []error
-	if cfg.Slots > 1 && slices.Contains(cfg.Publish, publishNomadVars) {
-		errs = append(errs, usagef("-publish %s holds one leader record: not with %s %d", publishNomadVars, fs.name("n"), cfg.Slots))
+	if cfg.Slots > 1 && slices.Contains(cfg.Publish, nomad.PublishNomadVars) {
+		errs = append(errs, usagef("-publish %s holds one leader record: not with %s %d", nomad.PublishNomadVars, fs.name("n"), cfg.Slots))
 	}
 	return errs
 }

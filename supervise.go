@@ -3,10 +3,7 @@ package main
 import (
 	"log/slog"
 	"os"
-	"os/signal"
 	"strings"
-	"sync/atomic"
-	"syscall"
 
 	"github.com/leaderd/leaderd/elect/child"
 )
@@ -49,38 +46,4 @@ func (v passEnvValue) Set(s string) error {
 	}
 	*v.l = names
 	return nil
-}
-
-// testHooks exist for leaderd's own integration tests only, never for
-// production: with LEADERD_TEST_HOOKS=1 in the environment, SIGUSR2 makes
-// the next OnLease call block forever. That wedges the election's loop
-// (the session itself is still renewed by another goroutine, but no lease
-// end reaches the keeper any more), so a test can show that the keeper
-// ends the child at the lease end when leaderd can't.
-type testHooks struct {
-	wedge atomic.Bool
-	log   *slog.Logger
-}
-
-func newTestHooks(getenv func(string) string, log *slog.Logger) *testHooks {
-	h := &testHooks{log: log}
-	if getenv("LEADERD_TEST_HOOKS") != "1" {
-		return h
-	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR2)
-	go func() {
-		for range sigs {
-			h.wedge.Store(true)
-		}
-	}()
-	return h
-}
-
-// onLease runs first in OnLease.
-func (h *testHooks) onLease() {
-	if h.wedge.Load() {
-		h.log.Warn("test hook: wedging the election loop")
-		select {}
-	}
 }

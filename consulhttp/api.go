@@ -5,6 +5,11 @@
 // github.com/hashicorp/consul/api and can get the details that matter for
 // leader election exactly right (explicit zero lock-delay, Content-Length on
 // session bodies, index handling, no global client timeout).
+//
+// A command that talks to Consul gets the consul CLI's connection flags
+// from Flags. A bad setting is a *SettingError that names the CONSUL_*
+// variables it came from; SettingError.Named lets a caller name its own
+// flags instead, without rewriting the text.
 package consulhttp
 
 // This file holds the package's data types (the contract used by elect/,

@@ -110,11 +110,11 @@ func NewClient(cfg Config) (*Client, error) {
 func readTokenFile(path string) (string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("token file (%s): %w", EnvHTTPTokenFile, err)
+		return "", settingErrorf("token file (%s): %w", envVar(EnvHTTPTokenFile), err)
 	}
 	tok := strings.TrimSpace(string(b))
 	if tok == "" {
-		return "", fmt.Errorf("token file %q (%s) is empty", path, EnvHTTPTokenFile)
+		return "", settingErrorf("token file %q (%s) is empty", path, envVar(EnvHTTPTokenFile))
 	}
 	return tok, nil
 }

@@ -50,7 +50,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg.Address = getenv(EnvHTTPAddr)
 	if cfg.Address != "" {
 		if _, err := parseAddress(cfg.Address, ""); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", EnvHTTPAddr, err))
+			errs = append(errs, settingErrorf("%s: %w", envVar(EnvHTTPAddr), err))
 		}
 	}
 	// Both are kept; NewClient reads the file, which wins over the token.
@@ -80,7 +80,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	cfg.TLS.CertFile = getenv(EnvClientCert)
 	cfg.TLS.KeyFile = getenv(EnvClientKey)
 	if (cfg.TLS.CertFile == "") != (cfg.TLS.KeyFile == "") {
-		errs = append(errs, fmt.Errorf("%s and %s must be set together (client certificate and its key)", EnvClientCert, EnvClientKey))
+		errs = append(errs, settingErrorf("%s and %s must be set together (client certificate and its key)", envVar(EnvClientCert), envVar(EnvClientKey)))
 	}
 	cfg.TLS.ServerName = getenv(EnvTLSServerName)
 
@@ -99,7 +99,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 func parseBool(name, v string) (bool, error) {
 	b, err := strconv.ParseBool(strings.TrimSpace(v))
 	if err != nil {
-		return false, fmt.Errorf("%s: %q is not a boolean (want true or false)", name, v)
+		return false, settingErrorf("%s: %q is not a boolean (want true or false)", envVar(name), v)
 	}
 	return b, nil
 }

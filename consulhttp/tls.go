@@ -47,13 +47,13 @@ func (t TLSConfig) tlsConfig() (*tls.Config, error) {
 	case t.CertFile != "" && t.KeyFile != "":
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("client certificate %q with key %q (%s, %s): %w",
-				t.CertFile, t.KeyFile, EnvClientCert, EnvClientKey, err))
+			errs = append(errs, settingErrorf("client certificate %q with key %q (%s, %s): %w",
+				t.CertFile, t.KeyFile, envVar(EnvClientCert), envVar(EnvClientKey), err))
 		} else {
 			cfg.Certificates = []tls.Certificate{cert}
 		}
 	case t.CertFile != "" || t.KeyFile != "":
-		errs = append(errs, fmt.Errorf("client certificate and key must be set together (%s, %s)", EnvClientCert, EnvClientKey))
+		errs = append(errs, settingErrorf("client certificate and key must be set together (%s, %s)", envVar(EnvClientCert), envVar(EnvClientKey)))
 	}
 
 	if name := t.ServerName; name != "" {
@@ -61,7 +61,7 @@ func (t TLSConfig) tlsConfig() (*tls.Config, error) {
 		if strings.LastIndex(name, ":") > strings.LastIndex(name, "]") {
 			host, _, err := net.SplitHostPort(name)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("TLS server name %q (%s): %w", name, EnvTLSServerName, err))
+				errs = append(errs, settingErrorf("TLS server name %q (%s): %w", name, envVar(EnvTLSServerName), err))
 			}
 			name = host
 		}
@@ -77,11 +77,11 @@ func (t TLSConfig) tlsConfig() (*tls.Config, error) {
 func loadCAFile(path string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("CA file (%s): %w", EnvCACert, err)
+		return nil, settingErrorf("CA file (%s): %w", envVar(EnvCACert), err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("CA file %q (%s): no PEM certificate in it", path, EnvCACert)
+		return nil, settingErrorf("CA file %q (%s): no PEM certificate in it", path, envVar(EnvCACert))
 	}
 	return pool, nil
 }
@@ -109,7 +109,7 @@ func loadCAPath(dir string) (*x509.CertPool, error) {
 		err = errors.New("no certificate files in it")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("CA path %q (%s): %w", dir, EnvCAPath, err)
+		return nil, settingErrorf("CA path %q (%s): %w", dir, envVar(EnvCAPath), err)
 	}
 	return pool, nil
 }

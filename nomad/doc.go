@@ -10,6 +10,8 @@
 //     nomad/jobs/<job>/<group>, which a jobspec template turns into a tag on a
 //     Nomad-native service (Nomad's HTTP API cannot change such tags).
 //
+// NewPublishers builds them by name (leaderd run's -publish values).
+//
 // The package knows nothing about package elect: main maps election events to
 // Status values and hands them to Publish.
 package nomad

@@ -1,4 +1,18 @@
-package main
+// Package hooks runs leaderd run's -hook: a shell line run on every role
+// change, as keepalived's notify_master/notify_backup or Patroni's
+// on_role_change, to move a VIP, flip DNS or page someone.
+//
+// The runner is fed from the election's ordered event stream, never from
+// the election's goroutine, so a slow or hung hook can't delay a step-down
+// or a takeover: a queue keeps the hooks in order and one goroutine runs
+// them one at a time, each bounded by its timeout. Their failures are
+// logged and counted (through Config.Count), never fatal.
+//
+// The contract with the hook is its environment: LEADERD_ROLE (leader,
+// follower, stepped_down), LEADERD_REASON, LEADERD_TOKEN,
+// LEADERD_LEADER_ID, LEADERD_KEY and LEADERD_ID, on top of leaderd's own
+// environment without the secrets package child withholds.
+package hooks
 
 import (
 	"context"
@@ -17,16 +31,9 @@ import (
 	"github.com/leaderd/leaderd/elect/child"
 )
 
-// Transition hooks (-hook): a shell line run on every role change, as
-// keepalived's notify_master/notify_backup or Patroni's on_role_change,
-// to move a VIP, flip DNS or page someone. They are fed from the ordered
-// event stream, never from the election's goroutine, so a slow or hung
-// hook can't delay a step-down or a takeover: a queue keeps them in order
-// and one goroutine runs them one at a time, each bounded by -hook-timeout.
-// Their failures are logged and counted (leaderd_hooks_total), never fatal.
-
 const (
-	defaultHookTimeout = 30 * time.Second
+	// DefaultTimeout bounds a hook when Config.Timeout is 0.
+	DefaultTimeout = 30 * time.Second
 	// hookShell runs the -hook line: one string is one shell line.
 	hookShell = "/bin/sh"
 	// maxHookQueue bounds the hooks waiting behind a slow one. When it is
@@ -45,15 +52,17 @@ const (
 	roleSteppedDown = "stepped_down" // this instance stopped leading; LEADERD_REASON says why
 )
 
-// Hook results, the result label of leaderd_hooks_total.
+// Hook results, passed to Config.Count (the result label of
+// leaderd_hooks_total).
 const (
-	hookOK      = "ok"
-	hookFailed  = "failed"  // non-zero exit, or could not start
-	hookTimeout = "timeout" // killed after -hook-timeout
-	hookDropped = "dropped" // never run: the queue was full
+	ResultOK      = "ok"
+	ResultFailed  = "failed"  // non-zero exit, or could not start
+	ResultTimeout = "timeout" // killed after the timeout
+	ResultDropped = "dropped" // never run: the queue was full, or Close gave up
 )
 
-var hookResults = []string{hookOK, hookFailed, hookTimeout, hookDropped}
+// Results lists every result, so a counter can show each at 0.
+var Results = []string{ResultOK, ResultFailed, ResultTimeout, ResultDropped}
 
 // hookCall is one role change to tell the hook about.
 type hookCall struct {
@@ -75,8 +84,8 @@ func (c hookCall) env(key, id string) []string {
 	}
 }
 
-// hookRunner runs the -hook line for each role change, in order.
-type hookRunner struct {
+// Runner runs the hook line for each role change, in order.
+type Runner struct {
 	line           string
 	timeout        time.Duration
 	key, id        string
@@ -85,7 +94,7 @@ type hookRunner struct {
 	log            *slog.Logger
 	count          func(result string)
 
-	// Owned by the goroutine that calls event (fanOut).
+	// Owned by the goroutine that calls Event.
 	lastLeader string // session of the last leader a follower hook ran for
 
 	mu     sync.Mutex
@@ -97,24 +106,29 @@ type hookRunner struct {
 	done   chan struct{} // closed when the worker returns
 }
 
-// hookConfig is what newHookRunner needs beyond runConfig.
-type hookConfig struct {
+// Config of a Runner.
+type Config struct {
+	Line    string        // the shell line, run by /bin/sh -c; "": no hooks
+	Timeout time.Duration // a hook still running after this is killed; 0: DefaultTimeout
+	Key, ID string        // LEADERD_KEY and LEADERD_ID: the election's key, this candidate
+
 	Env            []string // leaderd's environment, usually os.Environ()
+	Pass           []string // names of child.Withheld the hook gets anyway (-pass-env)
 	Stdout, Stderr io.Writer
 	Logger         *slog.Logger
-	Count          func(result string) // metrics
+	Count          func(result string) // each hook's result, for metrics; nil: not counted
 }
 
-// newHookRunner starts the runner of cfg.Hook; nil without one (every
-// method of a nil runner does nothing).
-func newHookRunner(cfg runConfig, hc hookConfig) *hookRunner {
-	if cfg.Hook == "" {
+// New starts the runner of cfg.Line; nil without one (every method of a
+// nil runner does nothing).
+func New(cfg Config) *Runner {
+	if cfg.Line == "" {
 		return nil
 	}
 	var env []string
-	for _, kv := range hc.Env {
+	for _, kv := range cfg.Env {
 		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(child.Withheld, name) && !slices.Contains(cfg.PassEnv, name) {
+		if slices.Contains(child.Withheld, name) && !slices.Contains(cfg.Pass, name) {
 			continue // the hook gets leaderd's secrets only when -pass-env names them
 		}
 		if slices.Contains(hookVars, name) {
@@ -123,10 +137,22 @@ func newHookRunner(cfg runConfig, hc hookConfig) *hookRunner {
 		env = append(env, kv)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &hookRunner{
-		line: cfg.Hook, timeout: cmpOr(cfg.HookTimeout, defaultHookTimeout),
+	count := cfg.Count
+	if count == nil {
+		count = func(string) {}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	h := &Runner{
+		line: cfg.Line, timeout: timeout,
 		key: cfg.Key, id: cfg.ID, env: env,
-		stdout: hc.Stdout, stderr: hc.Stderr, log: hc.Logger.With("component", "hook"), count: hc.Count,
+		stdout: cfg.Stdout, stderr: cfg.Stderr, log: log.With("component", "hook"), count: count,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
 	go h.work()
@@ -135,15 +161,9 @@ func newHookRunner(cfg runConfig, hc hookConfig) *hookRunner {
 
 var hookVars = []string{"LEADERD_ROLE", "LEADERD_REASON", "LEADERD_TOKEN", "LEADERD_LEADER_ID", "LEADERD_KEY", "LEADERD_ID"}
 
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
-}
-
-// event queues the hook for ev if it is a role change. It never blocks.
-func (h *hookRunner) event(ev elect.Event) {
+// Event queues the hook for ev if it is a role change. It never blocks.
+// Call it from one goroutine, in the events' order.
+func (h *Runner) Event(ev elect.Event) {
 	if h == nil {
 		return
 	}
@@ -169,7 +189,7 @@ func (h *hookRunner) event(ev elect.Event) {
 	h.push(c)
 }
 
-func (h *hookRunner) push(c hookCall) {
+func (h *Runner) push(c hookCall) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -185,7 +205,7 @@ func (h *hookRunner) push(c hookCall) {
 	h.mu.Unlock()
 	if dropped != nil {
 		h.log.Warn("hook queue full; dropped the oldest", "role", dropped.Role, "token", dropped.Token)
-		h.count(hookDropped)
+		h.count(ResultDropped)
 	}
 	select {
 	case h.wake <- struct{}{}:
@@ -193,10 +213,10 @@ func (h *hookRunner) push(c hookCall) {
 	}
 }
 
-// close runs what is queued (a stepped_down at shutdown must still move
+// Close runs what is queued (a stepped_down at shutdown must still move
 // the VIP away) and returns once it is done, or at most wait later: then
 // the running hook's group is killed and the rest is dropped.
-func (h *hookRunner) close(wait time.Duration) {
+func (h *Runner) Close(wait time.Duration) {
 	if h == nil {
 		return
 	}
@@ -223,13 +243,13 @@ func (h *hookRunner) close(wait time.Duration) {
 	if left > 0 {
 		h.log.Warn("exiting; hooks not run", "count", left)
 		for range left {
-			h.count(hookDropped)
+			h.count(ResultDropped)
 		}
 	}
 }
 
 // work runs queued hooks one at a time until closed and drained.
-func (h *hookRunner) work() {
+func (h *Runner) work() {
 	defer close(h.done)
 	for {
 		h.mu.Lock()
@@ -250,7 +270,7 @@ func (h *hookRunner) work() {
 }
 
 // run runs one hook in its own process group and returns its result.
-func (h *hookRunner) run(c hookCall) string {
+func (h *Runner) run(c hookCall) string {
 	ctx, cancel := context.WithTimeout(h.ctx, h.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, hookShell, "-c", h.line)
@@ -268,19 +288,19 @@ func (h *hookRunner) run(c hookCall) string {
 	switch {
 	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
 		h.log.Warn("hook timed out; killed its process group", append(attrs, "timeout", h.timeout)...)
-		return hookTimeout
+		return ResultTimeout
 	case ctx.Err() != nil:
 		h.log.Warn("hook killed: leaderd is exiting", attrs...)
-		return hookFailed
+		return ResultFailed
 	case errors.As(err, &ee):
 		h.log.Warn("hook failed", append(attrs, "code", exitCodeOf(ee))...)
-		return hookFailed
+		return ResultFailed
 	case err != nil:
 		h.log.Warn("hook failed", append(attrs, "err", err)...)
-		return hookFailed
+		return ResultFailed
 	}
 	h.log.Info("hook ran", attrs...)
-	return hookOK
+	return ResultOK
 }
 
 // exitCodeOf is the shell's convention: 128+n when killed by signal n.
@@ -289,4 +309,13 @@ func exitCodeOf(ee *exec.ExitError) int {
 		return 128 + int(ws.Signal())
 	}
 	return ee.ExitCode()
+}
+
+// Timeout is how long a hook may run, and so how long Close should wait
+// for the one running (0 for a nil runner).
+func (h *Runner) Timeout() time.Duration {
+	if h == nil {
+		return 0
+	}
+	return h.timeout
 }

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"context"
@@ -13,15 +13,16 @@ import (
 
 	"github.com/leaderd/leaderd/consulhttp"
 	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/elect/hooks"
 )
 
-// metrics counts what /metrics exposes. The Prometheus text format is
+// Metrics counts what /metrics exposes. The Prometheus text format is
 // simple enough to write by hand, which keeps the dependency list short.
-type metrics struct {
+type Metrics struct {
 	mu          sync.Mutex
 	transitions map[string]uint64 // "elected" or an elect.Reason
 	errors      map[string]uint64 // HTTP status code, or "none" / "decode"
-	hooks       map[string]uint64 // -hook runs by result (hooks.go)
+	hooks       map[string]uint64 // -hook runs by result (package hooks)
 	renew       histogram
 }
 
@@ -40,8 +41,9 @@ var transitionReasons = []string{
 	string(elect.ReasonShutdown),
 }
 
-func newMetrics() *metrics {
-	m := &metrics{
+// NewMetrics starts every counter at 0.
+func NewMetrics() *Metrics {
+	m := &Metrics{
 		transitions: map[string]uint64{},
 		errors:      map[string]uint64{},
 		hooks:       map[string]uint64{},
@@ -50,7 +52,7 @@ func newMetrics() *metrics {
 	for _, r := range transitionReasons {
 		m.transitions[r] = 0
 	}
-	for _, r := range hookResults {
+	for _, r := range hooks.Results {
 		m.hooks[r] = 0
 	}
 	return m
@@ -73,8 +75,8 @@ func (h *histogram) observe(v float64) {
 	h.sum += v
 }
 
-// event records a transition.
-func (m *metrics) event(ev elect.Event) {
+// Event records a transition; other events are not counted.
+func (m *Metrics) Event(ev elect.Event) {
 	var reason string
 	switch ev.Kind {
 	case elect.KindElected:
@@ -91,7 +93,7 @@ func (m *metrics) event(ev elect.Event) {
 
 // consulError counts a failed Consul request. The caller's own
 // cancellation (shutdown, a step-down ending a watch) is not a failure.
-func (m *metrics) consulError(err error) {
+func (m *Metrics) consulError(err error) {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return
 	}
@@ -109,21 +111,21 @@ func (m *metrics) consulError(err error) {
 	m.mu.Unlock()
 }
 
-// hookRan counts a -hook run (or drop) by its result.
-func (m *metrics) hookRan(result string) {
+// HookRan counts a -hook run (or drop) by its result: hooks.Config.Count.
+func (m *Metrics) HookRan(result string) {
 	m.mu.Lock()
 	m.hooks[result]++
 	m.mu.Unlock()
 }
 
-func (m *metrics) renewed(d time.Duration) {
+func (m *Metrics) renewed(d time.Duration) {
 	m.mu.Lock()
 	m.renew.observe(d.Seconds())
 	m.mu.Unlock()
 }
 
 // write writes the exposition for state st at time now.
-func (m *metrics) write(w io.Writer, st elect.State, now time.Time) {
+func (m *Metrics) write(w io.Writer, st elect.State, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	gauge := func(name, help string, v float64) {
@@ -141,7 +143,7 @@ func (m *metrics) write(w io.Writer, st elect.State, now time.Time) {
 		}
 	}
 
-	gauge("leaderd_is_leader", "1 while this instance leads (with a valid lease, as /v1/leader), else 0.", boolFloat(leading(st, now)))
+	gauge("leaderd_is_leader", "1 while this instance leads (with a valid lease, as /v1/leader), else 0.", boolFloat(st.LeadingAt(now)))
 	counter("leaderd_transitions_total", `Leadership transitions: reason="elected" when won, else why it ended.`, "reason", m.transitions)
 
 	const h = "leaderd_renew_latency_seconds"
@@ -154,16 +156,9 @@ func (m *metrics) write(w io.Writer, st elect.State, now time.Time) {
 	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %s\n%s_count %d\n", h, m.renew.count, h, formatFloat(m.renew.sum), h, m.renew.count)
 
 	counter("leaderd_consul_errors_total", `Failed Consul requests by HTTP status code ("none": no answer, "decode": unreadable answer).`, "code", m.errors)
-	gauge("leaderd_lease_remaining_seconds", "Time left on the local lease while leading, else 0.", leaseRemaining(st, now).Seconds())
+	gauge("leaderd_lease_remaining_seconds", "Time left on the local lease while leading, else 0.", st.LeaseRemaining(now).Seconds())
 	gauge("leaderd_consul_reachable", "1 if the last request to Consul got an answer.", boolFloat(st.Reachable))
 	counter("leaderd_hooks_total", `Runs of -hook by result: ok, failed (non-zero exit), timeout (killed after -hook-timeout), dropped (never run).`, "result", m.hooks)
-}
-
-func leaseRemaining(st elect.State, now time.Time) time.Duration {
-	if !st.Leading || st.LeaseEnd.IsZero() {
-		return 0
-	}
-	return max(st.LeaseEnd.Sub(now), 0)
 }
 
 func boolFloat(b bool) float64 {
@@ -180,68 +175,73 @@ func formatFloat(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// meteredConsul counts errors and times renewals on the way to Consul.
-type meteredConsul struct {
+// MeteredConsul counts errors and times renewals on the way to Consul.
+// With a Consul that is also an elect.SlotsConsul (a *consulhttp.Client)
+// it is one too.
+type MeteredConsul struct {
 	elect.Consul
-	m *metrics
+	Metrics *Metrics
 }
 
-var _ elect.Consul = meteredConsul{}
+var (
+	_ elect.Consul      = MeteredConsul{}
+	_ elect.SlotsConsul = MeteredConsul{}
+)
 
-func (c meteredConsul) CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error) {
+func (c MeteredConsul) CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error) {
 	id, err := c.Consul.CreateSession(ctx, r)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return id, err
 }
 
-func (c meteredConsul) RenewSession(ctx context.Context, id string) (*consulhttp.SessionEntry, error) {
+func (c MeteredConsul) RenewSession(ctx context.Context, id string) (*consulhttp.SessionEntry, error) {
 	start := time.Now()
 	s, err := c.Consul.RenewSession(ctx, id)
 	if err == nil {
-		c.m.renewed(time.Since(start))
+		c.Metrics.renewed(time.Since(start))
 	}
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return s, err
 }
 
-func (c meteredConsul) DestroySession(ctx context.Context, id string) error {
+func (c MeteredConsul) DestroySession(ctx context.Context, id string) error {
 	err := c.Consul.DestroySession(ctx, id)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }
 
-func (c meteredConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
+func (c MeteredConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
 	p, meta, err := c.Consul.GetKV(ctx, key, q)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return p, meta, err
 }
 
-func (c meteredConsul) Acquire(ctx context.Context, key, session string, value []byte) (bool, error) {
+func (c MeteredConsul) Acquire(ctx context.Context, key, session string, value []byte) (bool, error) {
 	ok, err := c.Consul.Acquire(ctx, key, session, value)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return ok, err
 }
 
-func (c meteredConsul) Release(ctx context.Context, key, session string, value []byte) (bool, error) {
+func (c MeteredConsul) Release(ctx context.Context, key, session string, value []byte) (bool, error) {
 	ok, err := c.Consul.Release(ctx, key, session, value)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return ok, err
 }
 
-func (c meteredConsul) RegisterCheck(ctx context.Context, chk consulhttp.AgentCheck) error {
+func (c MeteredConsul) RegisterCheck(ctx context.Context, chk consulhttp.AgentCheck) error {
 	err := c.Consul.RegisterCheck(ctx, chk)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }
 
-func (c meteredConsul) DeregisterCheck(ctx context.Context, id string) error {
+func (c MeteredConsul) DeregisterCheck(ctx context.Context, id string) error {
 	err := c.Consul.DeregisterCheck(ctx, id)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }
 
-func (c meteredConsul) UpdateTTL(ctx context.Context, checkID, status, output string) error {
+func (c MeteredConsul) UpdateTTL(ctx context.Context, checkID, status, output string) error {
 	err := c.Consul.UpdateTTL(ctx, checkID, status, output)
-	c.m.consulError(err)
+	c.Metrics.consulError(err)
 	return err
 }

@@ -1,4 +1,4 @@
-package main
+package status
 
 import (
 	"context"
@@ -34,15 +34,15 @@ var (
 	stNoConsul = elect.State{Key: "services/web/leader", LastError: errors.New("consul: GET /v1/kv/services/web/leader: connection refused")}
 )
 
-func newTestStatus(st elect.State) *status {
-	return &status{id: "web-1", service: "web", state: func() elect.State { return st }, metrics: newMetrics(),
-		now: func() time.Time { return now }}
+func newTestStatus(st elect.State) *Handler {
+	return &Handler{ID: "web-1", Service: "web", State: func() elect.State { return st }, Metrics: NewMetrics(),
+		Now: func() time.Time { return now }}
 }
 
-func get(t *testing.T, s *status, method, path string) (int, string) {
+func get(t *testing.T, s *Handler, method, path string) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	s.routes().ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	s.Routes().ServeHTTP(rec, httptest.NewRequest(method, path, nil))
 	return rec.Code, rec.Body.String()
 }
 
@@ -113,11 +113,11 @@ func TestStatusMethods(t *testing.T) {
 
 func TestMetricsExposition(t *testing.T) {
 	s := newTestStatus(stLeading)
-	m := s.metrics
-	m.event(elect.Event{Kind: elect.KindElected})
-	m.event(elect.Event{Kind: elect.KindSteppedDown, Reason: elect.ReasonLeaseExpired})
-	m.event(elect.Event{Kind: elect.KindElected})
-	m.event(elect.Event{Kind: elect.KindLeaderChanged}) // not a transition of ours
+	m := s.Metrics
+	m.Event(elect.Event{Kind: elect.KindElected})
+	m.Event(elect.Event{Kind: elect.KindSteppedDown, Reason: elect.ReasonLeaseExpired})
+	m.Event(elect.Event{Kind: elect.KindElected})
+	m.Event(elect.Event{Kind: elect.KindLeaderChanged}) // not a transition of ours
 	m.renewed(2 * time.Millisecond)
 	m.renewed(40 * time.Millisecond)
 	m.renewed(3 * time.Second)
@@ -174,7 +174,7 @@ leaderd_hooks_total{result="timeout"} 0
 	}
 }
 
-// fakeConsul answers every call with err; it is what meteredConsul wraps.
+// fakeConsul answers every call with err; it is what MeteredConsul wraps.
 type fakeConsul struct {
 	elect.Consul // nil: any other call panics
 	err          error
@@ -204,8 +204,8 @@ func TestMeteredConsulErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := newMetrics()
-			c := meteredConsul{fakeConsul{err: tc.err}, m}
+			m := NewMetrics()
+			c := MeteredConsul{fakeConsul{err: tc.err}, m}
 			_, _ = c.RenewSession(context.Background(), "s")
 			_, _ = c.Acquire(context.Background(), "k", "s", nil)
 			if diff := cmp.Diff(tc.want, m.errors); diff != "" {
@@ -221,7 +221,7 @@ func TestMeteredConsulErrors(t *testing.T) {
 		})
 	}
 	// The exposition shows them labelled.
-	m := newMetrics()
+	m := NewMetrics()
 	m.consulError(&consulhttp.StatusError{Code: 500})
 	var b strings.Builder
 	m.write(&b, elect.State{}, now)

@@ -1,4 +1,4 @@
-package main
+package hooks
 
 import (
 	"io"
@@ -17,9 +17,9 @@ import (
 	"github.com/leaderd/leaderd/elect"
 )
 
-// hookRig is a hookRunner whose results are counted in memory.
+// hookRig is a Runner whose results are counted in memory.
 type hookRig struct {
-	h      *hookRunner
+	h      *Runner
 	mu     sync.Mutex
 	counts map[string]int
 }
@@ -27,8 +27,8 @@ type hookRig struct {
 func newHookRig(t *testing.T, line string, timeout time.Duration, env ...string) *hookRig {
 	t.Helper()
 	r := &hookRig{counts: map[string]int{}}
-	cfg := runConfig{Hook: line, HookTimeout: timeout, Key: "services/web/leader", ID: "web-1"}
-	r.h = newHookRunner(cfg, hookConfig{
+	r.h = New(Config{
+		Line: line, Timeout: timeout, Key: "services/web/leader", ID: "web-1",
 		Env:    append([]string{"PATH=" + os.Getenv("PATH")}, env...),
 		Stdout: io.Discard, Stderr: io.Discard,
 		Logger: slog.New(slog.NewTextHandler(testLogWriter{t}, nil)),
@@ -38,7 +38,7 @@ func newHookRig(t *testing.T, line string, timeout time.Duration, env ...string)
 			r.mu.Unlock()
 		},
 	})
-	t.Cleanup(func() { r.h.close(10 * time.Second) })
+	t.Cleanup(func() { r.h.Close(10 * time.Second) })
 	return r
 }
 
@@ -75,9 +75,9 @@ func TestHookOrder(t *testing.T) {
 		leaderEv("b", "s-b2", 15), // b leads again, with a new session
 		{Kind: elect.KindSteppedDown, Token: 0, Reason: elect.ReasonShutdown}, // (not from elect: a follower has no term)
 	} {
-		r.h.event(ev)
+		r.h.Event(ev)
 	}
-	r.h.close(10 * time.Second)
+	r.h.Close(10 * time.Second)
 	b, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +92,7 @@ func TestHookOrder(t *testing.T) {
 	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(string(b)), "\n")); diff != "" {
 		t.Errorf("hook runs (-want +got):\n%s", diff)
 	}
-	if got := r.count(hookOK); got != len(want) {
+	if got := r.count(ResultOK); got != len(want) {
 		t.Errorf("ok count = %d, want %d", got, len(want))
 	}
 }
@@ -112,13 +112,13 @@ stepped_down) echo failing >> ` + out + `; exit 3 ;;
 esac`
 	r := newHookRig(t, line, 300*time.Millisecond)
 	start := time.Now()
-	r.h.event(elect.Event{Kind: elect.KindElected, Token: 5})
-	r.h.event(elect.Event{Kind: elect.KindSteppedDown, Token: 5, Reason: elect.ReasonKeyLost})
-	r.h.event(leaderEv("b", "s-b", 9))
+	r.h.Event(elect.Event{Kind: elect.KindElected, Token: 5})
+	r.h.Event(elect.Event{Kind: elect.KindSteppedDown, Token: 5, Reason: elect.ReasonKeyLost})
+	r.h.Event(leaderEv("b", "s-b", 9))
 	if took := time.Since(start); took > 100*time.Millisecond {
 		t.Errorf("queuing three hooks took %v behind a hung one; it must not wait", took)
 	}
-	r.h.close(10 * time.Second)
+	r.h.Close(10 * time.Second)
 	b, _ := os.ReadFile(out)
 	if diff := cmp.Diff("failing\nfollower\n", string(b)); diff != "" {
 		t.Errorf("hooks after the hung one (-want +got):\n%s", diff)
@@ -131,7 +131,7 @@ esac`
 	if !processGone(pid) {
 		t.Errorf("the hung hook's sleep (pid %d) outlived the timeout", pid)
 	}
-	for res, want := range map[string]int{hookTimeout: 1, hookFailed: 1, hookOK: 1, hookDropped: 0} {
+	for res, want := range map[string]int{ResultTimeout: 1, ResultFailed: 1, ResultOK: 1, ResultDropped: 0} {
 		if got := r.count(res); got != want {
 			t.Errorf("%s count = %d, want %d", res, got, want)
 		}
@@ -147,7 +147,7 @@ func TestHookQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newHookRig(t, `if [ "$LEADERD_TOKEN" = 0 ]; then echo hung > `+fifo+`; exec sleep 600; fi; echo "$LEADERD_TOKEN" >> `+out, 500*time.Millisecond)
-	r.h.event(elect.Event{Kind: elect.KindElected, Token: 0}) // hangs until its timeout
+	r.h.Event(elect.Event{Kind: elect.KindElected, Token: 0}) // hangs until its timeout
 	// Opening the fifo returns once the hung hook runs.
 	f, err := os.Open(fifo)
 	if err != nil {
@@ -156,12 +156,12 @@ func TestHookQueueFull(t *testing.T) {
 	io.Copy(io.Discard, f)
 	f.Close()
 	for i := 1; i <= maxHookQueue+2; i++ {
-		r.h.event(elect.Event{Kind: elect.KindSteppedDown, Token: uint64(i), Reason: elect.ReasonReleased})
+		r.h.Event(elect.Event{Kind: elect.KindSteppedDown, Token: uint64(i), Reason: elect.ReasonReleased})
 	}
-	r.h.close(10 * time.Second)
+	r.h.Close(10 * time.Second)
 	b, _ := os.ReadFile(out)
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if d := r.count(hookDropped); d != 2 || len(lines) != maxHookQueue || lines[0] != "3" || lines[len(lines)-1] != strconv.Itoa(maxHookQueue+2) {
+	if d := r.count(ResultDropped); d != 2 || len(lines) != maxHookQueue || lines[0] != "3" || lines[len(lines)-1] != strconv.Itoa(maxHookQueue+2) {
 		t.Errorf("dropped %d, ran %d from %s to %s; want the first 2 dropped, 3 to %d run", d, len(lines), lines[0], lines[len(lines)-1], maxHookQueue+2)
 	}
 }
@@ -170,25 +170,25 @@ func TestHookQueueFull(t *testing.T) {
 // kills it, and counts what was never run.
 func TestHookCloseBounded(t *testing.T) {
 	r := newHookRig(t, `exec sleep 600`, time.Hour)
-	r.h.event(elect.Event{Kind: elect.KindElected, Token: 1})
-	r.h.event(elect.Event{Kind: elect.KindSteppedDown, Token: 1, Reason: elect.ReasonShutdown})
+	r.h.Event(elect.Event{Kind: elect.KindElected, Token: 1})
+	r.h.Event(elect.Event{Kind: elect.KindSteppedDown, Token: 1, Reason: elect.ReasonShutdown})
 	start := time.Now()
-	r.h.close(200 * time.Millisecond)
+	r.h.Close(200 * time.Millisecond)
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("close took %v, bound 200ms", took)
 	}
-	if r.count(hookFailed) != 1 || r.count(hookDropped) != 1 {
-		t.Errorf("failed %d, dropped %d; want the running hook failed (killed) and the queued one dropped", r.count(hookFailed), r.count(hookDropped))
+	if r.count(ResultFailed) != 1 || r.count(ResultDropped) != 1 {
+		t.Errorf("failed %d, dropped %d; want the running hook failed (killed) and the queued one dropped", r.count(ResultFailed), r.count(ResultDropped))
 	}
 }
 
 func TestNoHook(t *testing.T) {
-	h := newHookRunner(runConfig{}, hookConfig{})
+	h := New(Config{})
 	if h != nil {
 		t.Fatal("a runner without -hook")
 	}
-	h.event(elect.Event{Kind: elect.KindElected}) // a nil runner does nothing
-	h.close(time.Second)
+	h.Event(elect.Event{Kind: elect.KindElected}) // a nil runner does nothing
+	h.Close(time.Second)
 }
 
 // processGone reports whether pid is dead or a zombie.
