@@ -2,10 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/leaderd/leaderd/integration/demo"
@@ -34,31 +31,23 @@ const demoExamples = `
   go run . demo                 # from a clone: nothing to install
   CONSUL_BIN=/usr/local/bin/consul leaderd demo -ttl 5s`
 
-func runDemo(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("demo")
+// demoCommand declares demo's one flag; the demo itself lives in
+// integration/demo.
+func demoCommand(fs *flagSet) action {
 	ttl := 3 * time.Second
 	fs.Var(durationValue{&ttl}, "ttl", "session TTL of the candidates, 3s..1m, also their lock-delay: the failover takes between 2×TTL and 3×TTL")
 	fs.noEnv["ttl"] = true
-	err := fs.parse(args, getenv)
-	if errors.Is(err, flag.ErrHelp) {
-		printUsage(stdout, fs, demoSynopsis, demoExamples)
+	return func(ctx context.Context, _ []string, in invocation) int {
+		if ttl < 3*time.Second || ttl > time.Minute {
+			return exitFor(in.stderr, "demo", usagef("invalid -ttl %v: must be between 3s and 1m", ttl))
+		}
+		if err := demo.Run(ctx, ttl, in.getenv, in.stdout); err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintln(in.stdout, "interrupted; everything was stopped")
+				return exitError
+			}
+			return exitFor(in.stderr, "demo", err)
+		}
 		return exitOK
 	}
-	if err == nil && fs.NArg() > 0 {
-		err = usagef("unexpected argument %q", fs.Arg(0))
-	}
-	if err == nil && (ttl < 3*time.Second || ttl > time.Minute) {
-		err = usagef("invalid -ttl %v: must be between 3s and 1m", ttl)
-	}
-	if err != nil {
-		return exitFor(stderr, "demo", err)
-	}
-	if err := demo.Run(ctx, ttl, getenv, stdout); err != nil {
-		if ctx.Err() != nil {
-			fmt.Fprintln(stdout, "interrupted; everything was stopped")
-			return exitError
-		}
-		return exitFor(stderr, "demo", err)
-	}
-	return exitOK
 }

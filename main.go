@@ -74,9 +74,6 @@ type command struct {
 	// flags declares the command's flags on fs and returns what runs once
 	// they are parsed.
 	flags func(fs *flagSet) action
-	// raw runs a command that parses its own arguments (demo); flags,
-	// synopsis and examples are then unused.
-	raw func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int
 }
 
 // action runs a command with its flags parsed; argv is what followed
@@ -96,7 +93,7 @@ var commands = []command{
 	{name: "leader", summary: "print who leads now, or every change with -watch",
 		synopsis: leaderSynopsis, examples: leaderExamples, flags: leaderCommand},
 	{name: "demo", summary: "start a throwaway Consul and show an election, a handover and a failover",
-		raw: runDemo},
+		synopsis: demoSynopsis, examples: demoExamples, flags: demoCommand},
 	{name: "jobspec", summary: "render a Nomad job that runs leaderd",
 		synopsis: jobspecSynopsis, examples: jobspecExamples, takesCommand: true, flags: jobspecCommand},
 }
@@ -165,9 +162,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // run parses the command's flags and runs it: help on -h (exit 0), one
 // line per problem on bad input (exit 2).
 func (c command) run(ctx context.Context, args []string, in invocation) int {
-	if c.raw != nil {
-		return c.raw(ctx, args, in.getenv, in.stdout, in.stderr)
-	}
 	fs := newFlagSet(c.name)
 	act := c.flags(fs)
 	argv, err := parseArgs(fs, args, in.getenv, c.takesCommand)
