@@ -3,7 +3,6 @@ package elect
 import (
 	"context"
 	"math/rand/v2"
-	"strings"
 	"time"
 )
 
@@ -33,8 +32,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }
