@@ -53,7 +53,7 @@ func (e *Election) ResignTerm(ctx context.Context, token uint64) error {
 // token without the permissions it needs.
 func (e *Election) Run(ctx context.Context) error {
 	return e.run(ctx, func(sessErr <-chan error) (sessGone bool, err error) {
-		l := &loop{e: e, ctx: ctx, sessErr: sessErr}
+		l := newLoop(e, ctx, sessErr)
 		err = l.run()
 		return l.sessGone, err
 	})
