@@ -55,10 +55,11 @@ func (k *campaign) State() State {
 	return s
 }
 
-func (k *campaign) setState(f func(*State)) {
+// setState replaces the snapshot; only the running loop calls it.
+func (k *campaign) setState(s State) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	f(&k.state)
+	k.state = s
 }
 
 // resignRequest asks the loop to step down; token 0 means any term.

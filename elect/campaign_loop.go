@@ -258,7 +258,7 @@ func (l *campaignLoop[T]) failed(what string, err error, r *retry) {
 // once a turn, and before anything outside may look (an event, a
 // callback), so what they see is never older than what they are told.
 func (l *campaignLoop[T]) publish() {
-	l.k.setState(func(s *State) { *s = l.st })
+	l.k.setState(l.st)
 }
 
 func (l *campaignLoop[T]) emit(ev Event) {
