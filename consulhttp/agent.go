@@ -26,28 +26,17 @@ func (c *Client) RegisterCheck(ctx context.Context, chk AgentCheck) error {
 	if chk.Name == "" {
 		return errors.New("consul: register check: empty check Name")
 	}
-	return c.putJSON(ctx, "/v1/agent/check/register", checkRegistration{
-		ID: chk.CheckID, Name: chk.Name, Notes: chk.Notes, ServiceID: chk.ServiceID, TTL: chk.TTL,
-		HTTP: chk.HTTP, Method: chk.Method, Interval: chk.Interval, Timeout: chk.Timeout,
-		Status: chk.Status, DeregisterCriticalServiceAfter: chk.DeregisterCriticalServiceAfter,
-	})
+	return c.putJSON(ctx, "/v1/agent/check/register", checkRegistration{ID: chk.CheckID, AgentCheck: chk})
 }
 
 // checkRegistration is an AgentCheck as /v1/agent/check/register wants it:
 // the check's ID is "ID" there ("CheckID" in a service registration's
-// Checks), and the endpoint refuses unknown fields with a 400.
+// Checks), and the endpoint refuses unknown fields with a 400. The empty
+// CheckID, shallower than AgentCheck's, hides it from encoding/json.
 type checkRegistration struct {
-	ID                             string `json:",omitempty"`
-	Name                           string `json:",omitempty"`
-	Notes                          string `json:",omitempty"`
-	ServiceID                      string `json:",omitempty"`
-	TTL                            string `json:",omitempty"`
-	HTTP                           string `json:",omitempty"`
-	Method                         string `json:",omitempty"`
-	Interval                       string `json:",omitempty"`
-	Timeout                        string `json:",omitempty"`
-	Status                         string `json:",omitempty"`
-	DeregisterCriticalServiceAfter string `json:",omitempty"`
+	ID string `json:",omitempty"`
+	AgentCheck
+	CheckID string `json:",omitempty"` // always empty
 }
 
 // DeregisterCheck removes a check from the local agent.
@@ -56,7 +45,8 @@ func (c *Client) DeregisterCheck(ctx context.Context, id string) error {
 }
 
 // UpdateTTL sets a TTL check's status (StatusPassing, StatusWarning,
-// StatusCritical) and output, resetting its timer.
+// StatusCritical) and output, resetting its timer. A check the agent does
+// not have gives an error matching ErrCheckNotFound.
 func (c *Client) UpdateTTL(ctx context.Context, checkID, status, output string) error {
 	seg, err := pathSegment("check ID", checkID)
 	if err == nil {
@@ -70,7 +60,7 @@ func (c *Client) UpdateTTL(ctx context.Context, checkID, status, output string) 
 		return fmt.Errorf("consul: update TTL check: %w", err)
 	}
 	body := struct{ Status, Output string }{status, output}
-	return c.putJSON(ctx, "/v1/agent/check/update/"+seg, body)
+	return checkNotFound(c.putJSON(ctx, "/v1/agent/check/update/"+seg, body))
 }
 
 // NodeName is the name of the node of the agent we talk to (the Node of a

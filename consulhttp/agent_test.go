@@ -2,6 +2,7 @@ package consulhttp
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -102,5 +103,32 @@ func TestNodeNameAndLeader(t *testing.T) {
 	}
 	if s := f.last(); s.Method != "GET" || s.Path != "/v1/status/leader" {
 		t.Errorf("sent %s %s", s.Method, s.Path)
+	}
+}
+
+// The agent's answers that mean "no such TTL check" carry
+// ErrCheckNotFound: what elect takes as its session's check being lost.
+func TestUpdateTTLOfAMissingCheck(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		code int
+		body string
+		want bool
+	}{
+		{"unknown check", 404, "Unknown check ID \"x\"", true},
+		{"older agents", 500, `CheckID "x" does not have associated TTL`, true},
+		{"no cluster leader", 500, "No cluster leader", false},
+		{"denied", 403, "Permission denied", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _ := newFakeClient(t, Config{}, replyWith(tt.code, tt.body))
+			err := c.UpdateTTL(ctx, "x", StatusPassing, "")
+			var se *StatusError
+			if got := errors.Is(err, ErrCheckNotFound); got != tt.want || !errors.As(err, &se) || se.Code != tt.code {
+				t.Errorf("UpdateTTL answered %d %q: %v; want ErrCheckNotFound %v and the *StatusError", tt.code, tt.body, err, tt.want)
+			}
+		})
 	}
 }

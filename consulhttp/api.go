@@ -161,6 +161,13 @@ const (
 // session"). The *StatusError stays reachable with errors.As.
 var ErrSessionNotFound = errors.New("consulhttp: session not found")
 
+// ErrCheckNotFound: UpdateTTL of a check the local agent does not have as a
+// TTL check, so nothing bound to it can stay alive: a 404 ("Unknown check
+// ID"), or the 500 "does not have associated TTL" that agents answer when
+// the id is unknown or not a TTL check. The *StatusError stays reachable
+// with errors.As.
+var ErrCheckNotFound = errors.New("consulhttp: no such TTL check")
+
 // StatusError is any non-2xx answer. Body is Consul's (trimmed, bounded)
 // text; the token is never part of it. Path has no query string secrets.
 type StatusError struct {

@@ -140,3 +140,17 @@ func IsPermissionDenied(err error) bool {
 func sessionNotFound(se *StatusError) error {
 	return fmt.Errorf("%w (%w)", ErrSessionNotFound, se)
 }
+
+// checkNotFound gives an UpdateTTL's error its meaning: ErrCheckNotFound
+// when the agent has no TTL check by that id (see ErrCheckNotFound).
+func checkNotFound(err error) error {
+	var se *StatusError
+	if !errors.As(err, &se) {
+		return err
+	}
+	if se.Code == http.StatusNotFound ||
+		se.Code == http.StatusInternalServerError && strings.Contains(strings.ToLower(se.Body), "does not have associated ttl") {
+		return fmt.Errorf("%w (%w)", ErrCheckNotFound, se)
+	}
+	return err
+}

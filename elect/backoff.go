@@ -2,26 +2,18 @@ package elect
 
 import (
 	"context"
-	"math/rand/v2"
-	"strings"
 	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
 )
 
-const (
-	backoffBase = 250 * time.Millisecond
-	backoffMax  = 10 * time.Second
-)
+// retries paces the election's retries of Consul: from 250ms to 10s. The
+// cap is a third of the publishers' (nomad): a follower retrying a failed
+// watch or acquire must notice a free key soon after Consul recovers.
+var retries = consulhttp.Backoff{Min: 250 * time.Millisecond, Max: 10 * time.Second}
 
-// backoff is the wait before retry number attempt (1-based): exponential
-// from 250ms to 10s, with "equal jitter" so that many candidates failing
-// together spread out instead of hammering Consul in step.
-func backoff(attempt int) time.Duration {
-	d := backoffMax
-	if attempt < 16 {
-		d = min(backoffBase<<max(attempt-1, 0), backoffMax)
-	}
-	return d/2 + rand.N(d/2+1)
-}
+// backoff is the wait before retry number attempt (1-based).
+func backoff(attempt int) time.Duration { return retries.Delay(attempt) }
 
 // sleepCtx waits d or until ctx is done; it reports whether d passed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
@@ -33,8 +25,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
-}
-
-func containsFold(s, sub string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
 }

@@ -55,10 +55,11 @@ func (k *campaign) State() State {
 	return s
 }
 
-func (k *campaign) setState(f func(*State)) {
+// setState replaces the snapshot; only the running loop calls it.
+func (k *campaign) setState(s State) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	f(&k.state)
+	k.state = s
 }
 
 // resignRequest asks the loop to step down; token 0 means any term.
@@ -84,12 +85,19 @@ func (k *campaign) askResign(ctx context.Context, token uint64) error {
 	}
 }
 
+// runner is a campaign's loop (a campaignLoop): run returns when the
+// campaign ends; sessionGone reports whether it took the session's result
+// from its sessErr.
+type runner interface {
+	run() error
+	sessionGone() bool
+}
+
 // run runs a campaign loop beside its own session's Run (when it has
 // one), which it outlives: the session is canceled only once the loop has
-// returned (every key released), then waited for. The loop reports
-// whether it already took the session's result from sessErr. The event
-// stream is closed when run returns.
-func (k *campaign) run(ctx context.Context, loop func(sessErr <-chan error) (sessGone bool, err error)) error {
+// returned (every key released), then waited for. The event stream is
+// closed when run returns.
+func (k *campaign) run(ctx context.Context, newLoop func(sessErr <-chan error) runner) error {
 	defer k.events.close()
 	sessErr := make(chan error, 1)
 	var stopSession context.CancelFunc = func() {}
@@ -98,9 +106,10 @@ func (k *campaign) run(ctx context.Context, loop func(sessErr <-chan error) (ses
 		sctx, stopSession = context.WithCancel(context.WithoutCancel(ctx))
 		go func() { sessErr <- k.sess.Run(sctx) }()
 	}
-	sessGone, err := loop(sessErr)
+	l := newLoop(sessErr)
+	err := l.run()
 	stopSession()
-	if k.ownSession && !sessGone {
+	if k.ownSession && !l.sessionGone() {
 		if serr := <-sessErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 			err = serr
 		}

@@ -71,3 +71,20 @@
 //	}
 //	return e.Run(ctx) // releases the key and destroys the session on cancel
 package elect
+
+// Where things are:
+//   - types.go, config.go: the API's types, Config, defaults, validation.
+//   - session.go: Session (create, renew, check, destroy).
+//   - election.go, slots.go: the two campaigns' API; campaign.go what they
+//     share (events, State, resign, running beside the session).
+//   - campaign_loop.go: the Run loop both campaigns run on (the select,
+//     session changes, resign, the one shutdown path, State published
+//     once a turn); term.go a term's lease, start and end; watch.go the
+//     blocking read and its index rules (Observe's too) and the timing of
+//     something missing.
+//   - loop.go, keyview.go, acquire.go: an Election's loop (the key as last
+//     seen, acquire, confirm, step down, release).
+//   - slots_loop.go, slots_join.go: Slots' loop (the prefix as last seen,
+//     contend, join, leave).
+//   - observe.go (CurrentLeader, Observe), events.go (the event queue),
+//     backoff.go (retry pacing).

@@ -52,11 +52,7 @@ func (e *Election) ResignTerm(ctx context.Context, token uint64) error {
 // It returns an error only for problems retrying can't fix, such as an ACL
 // token without the permissions it needs.
 func (e *Election) Run(ctx context.Context) error {
-	return e.run(ctx, func(sessErr <-chan error) (sessGone bool, err error) {
-		l := &loop{e: e, ctx: ctx, sessErr: sessErr}
-		err = l.run()
-		return l.sessGone, err
-	})
+	return e.run(ctx, func(sessErr <-chan error) runner { return newLoop(e, ctx, sessErr) })
 }
 
 // record is the JSON value a candidate writes into the key.

@@ -379,7 +379,8 @@ func (f *fakeConsul) UpdateTTL(ctx context.Context, checkID, status, output stri
 	}
 	c, ok := f.checks[checkID]
 	if !ok {
-		return &consulhttp.StatusError{Method: "PUT", Path: "/v1/agent/check/update/" + checkID, Code: http.StatusNotFound, Body: "Unknown check ID"}
+		se := &consulhttp.StatusError{Method: "PUT", Path: "/v1/agent/check/update/" + checkID, Code: http.StatusNotFound, Body: "Unknown check ID"}
+		return fmt.Errorf("%w (%w)", consulhttp.ErrCheckNotFound, se) // as consulhttp.Client.UpdateTTL reports it
 	}
 	c.status = status
 	c.timer.Reset(c.ttl)

@@ -29,38 +29,28 @@ func CurrentLeader(ctx context.Context, c KVReader, key string) (*Leader, error)
 // are retried with backoff and passed to onErr if it is not nil.
 func Observe(ctx context.Context, c KVReader, key string, fn func(*Leader) bool, onErr func(err error, attempt int)) error {
 	var (
-		index    uint64
-		first    = true
-		current  *Leader
-		failures int
+		q       blockingQuery
+		first   = true
+		current *Leader
 	)
 	for {
 		sent := time.Now()
-		p, meta, err := c.GetKV(ctx, key, consulhttp.QueryOptions{Index: index, Wait: DefaultWatchWait})
+		asked := q.index
+		p, meta, err := c.GetKV(ctx, key, consulhttp.QueryOptions{Index: asked, Wait: DefaultWatchWait})
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			failures++
+			wait := q.failed(time.Now())
 			if onErr != nil {
-				onErr(err, failures)
+				onErr(err, q.fails)
 			}
-			if !sleepCtx(ctx, backoff(failures)) {
+			if !sleepCtx(ctx, wait) {
 				return nil
 			}
 			continue
 		}
-		asked := index
-		spurious := asked > 0 && meta.LastIndex == asked && time.Since(sent) < DefaultWatchWait/2
-		backwards := meta.LastIndex < asked
-		switch {
-		case backwards:
-			index = 0
-		case meta.LastIndex == 0:
-			index = 1
-		default:
-			index = meta.LastIndex
-		}
+		_, wait := q.answered(asked, meta.LastIndex, time.Since(sent), DefaultWatchWait)
 		ld := decodeLeader(p)
 		changed := (ld == nil) != (current == nil) || ld != nil && ld.Session != current.Session
 		if first || changed {
@@ -70,16 +60,8 @@ func Observe(ctx context.Context, c KVReader, key string, fn func(*Leader) bool,
 				return nil
 			}
 		}
-		switch {
-		case spurious || backwards:
-			// Rate-limited like a failure; only a proper blocking read
-			// clears the count.
-			failures++
-			if !sleepCtx(ctx, backoff(failures)) {
-				return nil
-			}
-		case asked > 0:
-			failures = 0
+		if wait > 0 && !sleepCtx(ctx, wait) {
+			return nil
 		}
 	}
 }

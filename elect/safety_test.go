@@ -81,7 +81,8 @@ func TestSessionIsDestroyedOnlyAfterStepDown(t *testing.T) {
 			cfg:  Config{CheckTTL: time.Second, LockDelay: 3 * time.Second},
 			fail: func(op string) error {
 				if op == "update_ttl" {
-					return &consulhttp.StatusError{Method: "PUT", Path: "/v1/agent/check/update/x", Code: http.StatusNotFound, Body: "Unknown check ID"}
+					se := &consulhttp.StatusError{Method: "PUT", Path: "/v1/agent/check/update/x", Code: http.StatusNotFound, Body: "Unknown check ID"}
+					return fmt.Errorf("%w (%w)", consulhttp.ErrCheckNotFound, se) // as consulhttp.Client.UpdateTTL reports it
 				}
 				return nil
 			},

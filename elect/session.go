@@ -359,8 +359,9 @@ func (s *Session) keep(ctx context.Context, id string) error {
 	}
 }
 
-// passCheck keeps the fast-crash-detection check passing. A 404 means the
-// agent forgot the check (restart), which invalidates the session: close lost.
+// passCheck keeps the fast-crash-detection check passing. A check the agent
+// no longer has (it restarted from a clean state) means the session bound to
+// it is invalidated: close lost.
 func (s *Session) passCheck(ctx context.Context, id string, lost chan<- struct{}) {
 	every := s.cfg.checkInterval()
 	t := time.NewTimer(every)
@@ -375,11 +376,10 @@ func (s *Session) passCheck(ctx context.Context, id string, lost chan<- struct{}
 		rctx, cancel := context.WithTimeout(ctx, every)
 		err := s.c.UpdateTTL(rctx, s.cfg.CheckID, consulhttp.StatusPassing, "leaderd alive")
 		cancel()
-		var se *consulhttp.StatusError
 		switch {
 		case ctx.Err() != nil:
 			return
-		case errors.As(err, &se) && (se.Code == 404 || se.Code == 500 && containsFold(se.Body, "does not have associated TTL")):
+		case errors.Is(err, consulhttp.ErrCheckNotFound):
 			close(lost)
 			return
 		case err != nil:

@@ -147,11 +147,7 @@ func (s *Slots) ResignTerm(ctx context.Context, token uint64) error {
 // session and returns nil. It returns an error only for problems retrying
 // can't fix: ACL denied, ErrSlotsConflict.
 func (s *Slots) Run(ctx context.Context) error {
-	return s.run(ctx, func(sessErr <-chan error) (sessGone bool, err error) {
-		l := newSlotsLoop(s, ctx, sessErr)
-		err = l.run()
-		return l.sessGone, err
-	})
+	return s.run(ctx, func(sessErr <-chan error) runner { return newSlotsLoop(s, ctx, sessErr) })
 }
 
 func (s *Slots) lockKey() string                { return s.cfg.Key + "/" + SemaphoreLockKey }

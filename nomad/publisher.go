@@ -2,9 +2,10 @@ package nomad
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
 )
 
 // Role of this candidate as publishers show it.
@@ -71,39 +72,9 @@ func (l *latest) get() (Status, bool) {
 	return l.status, l.set
 }
 
-// Backoff bounds retries of a failing reconcile: the n-th consecutive
-// failure waits a random duration in [d/2, d] with d = Min·2^(n-1) capped at
-// Max. The jitter keeps N instances that failed together (a Consul or Nomad
-// restart) from retrying together.
-type Backoff struct {
-	Min time.Duration // default 250ms
-	Max time.Duration // default 30s
-}
-
-func (b Backoff) withDefaults() Backoff {
-	if b.Min <= 0 {
-		b.Min = 250 * time.Millisecond
-	}
-	if b.Max <= 0 {
-		b.Max = 30 * time.Second
-	}
-	if b.Max < b.Min {
-		b.Max = b.Min
-	}
-	return b
-}
-
-// Delay is the wait before retry number attempt (1-based).
-func (b Backoff) Delay(attempt int) time.Duration {
-	b = b.withDefaults()
-	d := b.Min
-	for i := 1; i < attempt && d < b.Max; i++ {
-		d *= 2
-	}
-	d = min(d, b.Max)
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
+// Backoff bounds retries of a failing reconcile (default 250ms doubling to
+// 30s, jittered): the one backoff of leaderd's Consul and Nomad clients.
+type Backoff = consulhttp.Backoff
 
 // reconcileLoop is the Run loop shared by the publishers: wait for a new
 // status or a retry timer, call reconcile with the newest status, back off
