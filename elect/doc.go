@@ -74,7 +74,8 @@ package elect
 
 // Where things are:
 //   - types.go, config.go: the API's types, Config, defaults, validation.
-//   - session.go: Session (create, renew, check, destroy).
+//   - session.go: Session (holds, Run, retire); session_renew.go its
+//     Consul side (create, renew, check, destroy).
 //   - election.go, slots.go: the two campaigns' API; campaign.go what they
 //     share (events, State, resign, running beside the session).
 //   - campaign_loop.go: the Run loop both campaigns run on (the select,
