@@ -116,6 +116,9 @@ func (l *campaignLoop[T]) run() error {
 			l.kind.stepDown(ReasonLeaseExpired)
 			continue
 		}
+		// What the last wake-up brought (session, watch answer) is shown
+		// before acting on it: an acquire may block for a while.
+		l.publish()
 		if l.kind.act(now) {
 			continue
 		}
@@ -254,9 +257,10 @@ func (l *campaignLoop[T]) failed(what string, err error, r *retry) {
 	l.emit(Event{Kind: KindError, Err: err, Attempt: r.fails})
 }
 
-// publish makes the State of this turn the campaign's. The loop calls it
-// once a turn, and before anything outside may look (an event, a
-// callback), so what they see is never older than what they are told.
+// publish makes the loop's State the campaign's. The loop calls it at the
+// start of a turn's actions and again before it waits, and before anything
+// outside may look (an event, a callback), so what they see is never older
+// than what they are told, nor than the last answer the loop acts on.
 func (l *campaignLoop[T]) publish() {
 	l.k.setState(l.st)
 }

@@ -1,7 +1,9 @@
 package elect
 
 import (
+	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -30,4 +32,39 @@ func TestStateLeadingAt(t *testing.T) {
 			t.Errorf("%s: LeaseRemaining = %v, want %v", tc.name, got, tc.left)
 		}
 	}
+}
+
+// slowAcquire answers acquires after 900ms (fake time).
+type slowAcquire struct{ *fakeConsul }
+
+func (s slowAcquire) Acquire(ctx context.Context, key, session string, value []byte) (bool, error) {
+	time.Sleep(900 * time.Millisecond)
+	return s.fakeConsul.Acquire(ctx, key, session, value)
+}
+
+// TestStateShowsSessionDuringAcquire: State shows the session the loop
+// acts with while its first acquire is still in flight, not a turn later.
+func TestStateShowsSessionDuringAcquire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		e, err := New(slowAcquire{f}, Config{Key: "k", Candidate: Candidate{ID: "a"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if st := e.State(); st.Session == "" || st.Leading {
+			t.Errorf("mid-acquire State: Session=%q Leading=%v, want a session, not leading", st.Session, st.Leading)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if st := e.State(); !st.Leading {
+			t.Errorf("after the acquire: Leading=%v, want true", st.Leading)
+		}
+		cancel()
+		<-done
+	})
 }

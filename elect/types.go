@@ -19,6 +19,10 @@ type Consul interface {
 	Release(ctx context.Context, key, session string, value []byte) (bool, error)
 	RegisterCheck(ctx context.Context, chk consulhttp.AgentCheck) error
 	DeregisterCheck(ctx context.Context, id string) error
+	// UpdateTTL passes a TTL check. An error that wraps
+	// consulhttp.ErrCheckNotFound means the agent no longer has the check
+	// (it restarted from a clean state): the session bound to it is gone.
+	// Other errors are retried.
 	UpdateTTL(ctx context.Context, checkID, status, output string) error
 }
 
