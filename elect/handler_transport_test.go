@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -139,7 +140,10 @@ func (w *pipeWriter) WriteHeader(code int) {
 		w.resp = &http.Response{
 			Status:     fmt.Sprintf("%d %s", code, http.StatusText(code)),
 			StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-			Header: h, Body: &clientBody{r: body, ctx: w.req.Context(), pipe: w.body, cancel: w.cancel}, ContentLength: length, Request: w.req,
+			Header:        h,
+			Body:          &clientBody{r: body, ctx: w.req.Context(), pipe: w.body, cancel: w.cancel},
+			ContentLength: length,
+			Request:       w.req,
 		}
 		close(w.sent)
 	})
@@ -211,31 +215,41 @@ func TestHandlerTransportAnswersLikeASocket(t *testing.T) {
 	tests := []struct {
 		name   string
 		handle func(http.ResponseWriter, *http.Request, int)
+		// quick: answers at once, with a 10s request timeout it should
+		// never need (a socket under -race on a busy machine is slow);
+		// the others wait out a 300ms one.
+		quick bool
 	}{
-		{"like Consul", reply(200, kvJSON(key, "", 12, "x"), "X-Consul-Index", "12")},
-		{"404 with an index", reply(404, "", "X-Consul-Index", "12")},
-		{"HTML 502", reply(502, htmlPage, "Content-Type", "text/html")},
-		{"HTML with 200", reply(200, htmlPage, "X-Consul-Index", "12")},
-		{"truncated", truncated(kvJSON(key, "", 12, "x")[:40])},
-		{"shorter than its Content-Length", reply(200, "[]", "Content-Length", "10", "X-Consul-Index", "12")},
-		{"aborted before the header", func(http.ResponseWriter, *http.Request, int) { panic(http.ErrAbortHandler) }},
-		{"endless fast body", endless(0)},
-		{"endless slow body", endless(20 * time.Millisecond)},
+		{"like Consul", reply(200, kvJSON(key, "", 12, "x"), "X-Consul-Index", "12"), true},
+		{"404 with an index", reply(404, "", "X-Consul-Index", "12"), true},
+		{"HTML 502", reply(502, htmlPage, "Content-Type", "text/html"), true},
+		{"HTML with 200", reply(200, htmlPage, "X-Consul-Index", "12"), true},
+		{"truncated", truncated(kvJSON(key, "", 12, "x")[:40]), true},
+		{"shorter than its Content-Length", reply(200, "[]", "Content-Length", "10", "X-Consul-Index", "12"), true},
+		{"aborted before the header", func(http.ResponseWriter, *http.Request, int) { panic(http.ErrAbortHandler) }, true},
+		{"endless fast body", endless(0), true},
+		{"endless slow body", endless(20 * time.Millisecond), false},
 		{"redirect", func(w http.ResponseWriter, r *http.Request, _ int) {
 			http.Redirect(w, r, "http://127.0.0.1:1/v1/kv/svc/leader", http.StatusTemporaryRedirect)
-		}},
+		}, true},
+		{"no answer", func(_ http.ResponseWriter, r *http.Request, _ int) {
+			// A server notices a closed connection only once it has
+			// read the request's body.
+			io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		}, false},
+		{"5 MiB answer", reply(200, `{"ID":"`+strings.Repeat("a", 5<<20)+`"}`), true},
 	}
-	get := func(t *testing.T, cfg consulhttp.Config) string {
-		cfg.RequestTimeout = 300 * time.Millisecond
+	// A read and a session create (a PUT with a body) through the client.
+	calls := func(ctx context.Context, cfg consulhttp.Config) string {
 		c, err := consulhttp.NewClient(cfg)
 		if err != nil {
-			t.Fatal(err)
+			return err.Error()
 		}
-		kv, meta, err := c.GetKV(t.Context(), key, consulhttp.QueryOptions{})
-		if err != nil {
-			return "error: " + err.Error()
-		}
-		return fmt.Sprintf("%+v %+v", kv, meta)
+		kv, meta, err := c.GetKV(ctx, key, consulhttp.QueryOptions{})
+		got := fmt.Sprintf("read: %+v %+v %v", kv, meta, err)
+		id, err := c.CreateSession(ctx, consulhttp.SessionRequest{TTL: 10 * time.Second})
+		return got + fmt.Sprintf("\ncreate: %q %v", id, err)
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,10 +257,23 @@ func TestHandlerTransportAnswersLikeASocket(t *testing.T) {
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handle(w, r, 1) })
 			srv := httptest.NewServer(h)
 			t.Cleanup(srv.Close)
-			overSocket := get(t, consulhttp.Config{Address: srv.URL})
-			inProcess := get(t, consulhttp.Config{Address: "consul.test:8500", Transport: handlerTransport{"consul.test:8500": h}})
+			timeout := 300 * time.Millisecond
+			if tc.quick {
+				timeout = 10 * time.Second
+			}
+			var overSocket, inProcess string
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				overSocket = calls(t.Context(), consulhttp.Config{Address: srv.URL, RequestTimeout: timeout})
+			})
+			wg.Go(func() {
+				inProcess = calls(t.Context(), consulhttp.Config{
+					Address: "consul.test:8500", Transport: handlerTransport{"consul.test:8500": h}, RequestTimeout: timeout,
+				})
+			})
+			wg.Wait()
 			if inProcess != overSocket {
-				t.Errorf("in process:  %s\nover a socket: %s", inProcess, overSocket)
+				t.Errorf("in process:\n%s\nover a socket:\n%s", inProcess, overSocket)
 			}
 		})
 	}
