@@ -85,11 +85,7 @@ func TestLeaseExpiry(t *testing.T) {
 // TestExtend: a later lease end moves the stop; one for another term does
 // not.
 func TestExtend(t *testing.T) {
-	// It waits out a lease or kill timeout in real time: it runs beside
-	// the other such tests, after the sequential ones. Tests that kill a
-	// keeper (whose leftovers this process, the subreaper, kills by
-	// session) or reap orphans stay sequential.
-	t.Parallel()
+	t.Parallel() // waits in real time; see TestLeaseExpiry
 	rg := newRig(t, `trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 1000 & wait; done`, time.Second)
 	rg.sup.Start(testTerm(300 * time.Millisecond))
 	rg.expect(t, "ready")
@@ -194,11 +190,7 @@ func TestKeeperOwnGroup(t *testing.T) {
 // TestStopKillTimeout: a command that ignores the stop signal is SIGKILLed
 // after the kill timeout, and Stop returns only once it is gone.
 func TestStopKillTimeout(t *testing.T) {
-	// It waits out a lease or kill timeout in real time: it runs beside
-	// the other such tests, after the sequential ones. Tests that kill a
-	// keeper (whose leftovers this process, the subreaper, kills by
-	// session) or reap orphans stay sequential.
-	t.Parallel()
+	t.Parallel() // waits in real time; see TestLeaseExpiry
 	const kill = 300 * time.Millisecond
 	rg := newRig(t, `trap '' TERM; echo $$; exec sleep 1000`, kill)
 	rg.sup.Start(testTerm(time.Hour))
