@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
@@ -77,8 +76,6 @@ const htmlPage = `<!DOCTYPE html>
 // stop when told. Answers that retrying can't fix (a session create that is
 // not Consul's answer) end Run with an error that says so.
 func TestHostileAnswers(t *testing.T) {
-	// Real-time windows against a loopback server: run side by side.
-	t.Parallel()
 	const window, budget = 4 * time.Second, 30
 	someoneElse := "9a0e4c1d-0000-4000-8000-00000000beef"
 	tests := []struct {
@@ -198,52 +195,47 @@ func TestHostileAnswers(t *testing.T) {
 			}
 		},
 	}}
-	// All at once: each run mostly waits out its window.
-	runs := make([]hostileRun, len(tests))
-	servers := make([]*hostileServer, len(tests))
-	var wg sync.WaitGroup
-	for i, tc := range tests {
-		servers[i] = newHostileServer(t, budget)
-		tc.setup(servers[i])
-		wg.Go(func() { runs[i] = runAgainst(servers[i], elect.Config{}, window) })
-	}
-	wg.Wait()
-	for i, tc := range tests {
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hr := runs[i]
-			t.Logf("%s in %v; events %v", servers[i].summary(), hr.elapsed.Round(time.Millisecond), hr.kinds())
-			var v verdict
-			v.fails = append(v.fails, hr.problems...)
-			if hr.elected() {
-				v.errorf("elected on bad data: events %v", hr.kinds())
-			}
-			if hr.returned != tc.wantRun {
-				v.errorf("Run returned by itself: %v (err %v), want %v", hr.returned, hr.runErr, tc.wantRun)
-			}
-			if tc.wantRun && hr.runErr == nil {
-				v.errorf("Run returned nil, want an error saying what was wrong")
-			}
-			if !tc.wantRun && hr.runErr != nil {
-				v.errorf("Run = %v after cancel, want nil", hr.runErr)
-			}
-			texts := hr.errorTexts()
-			found := tc.wantErr == ""
-			for _, e := range texts {
-				found = found || strings.Contains(e, tc.wantErr)
-				if strings.Contains(e, hostileToken) {
-					v.errorf("error shows the token: %s", e)
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				s := newHostileServer(t, budget)
+				tc.setup(s)
+				hr := runAgainst(s, elect.Config{}, window)
+				t.Logf("%s in %v; events %v", s.summary(), hr.elapsed.Round(time.Millisecond), hr.kinds())
+				var v verdict
+				v.fails = append(v.fails, hr.problems...)
+				if hr.elected() {
+					v.errorf("elected on bad data: events %v", hr.kinds())
 				}
-				if strings.ContainsAny(e, "\n\r") {
-					v.errorf("error is not one line: %q", e)
+				if hr.returned != tc.wantRun {
+					v.errorf("Run returned by itself: %v (err %v), want %v", hr.returned, hr.runErr, tc.wantRun)
 				}
-				if len(e) > 2000 {
-					v.errorf("error is %d bytes long: %.200s…", len(e), e)
+				if tc.wantRun && hr.runErr == nil {
+					v.errorf("Run returned nil, want an error saying what was wrong")
 				}
-			}
-			if !found {
-				v.errorf("no error saying %q; errors:\n%s", tc.wantErr, strings.Join(texts, "\n"))
-			}
-			v.report(t)
+				if !tc.wantRun && hr.runErr != nil {
+					v.errorf("Run = %v after cancel, want nil", hr.runErr)
+				}
+				texts := hr.errorTexts()
+				found := tc.wantErr == ""
+				for _, e := range texts {
+					found = found || strings.Contains(e, tc.wantErr)
+					if strings.Contains(e, hostileToken) {
+						v.errorf("error shows the token: %s", e)
+					}
+					if strings.ContainsAny(e, "\n\r") {
+						v.errorf("error is not one line: %q", e)
+					}
+					if len(e) > 2000 {
+						v.errorf("error is %d bytes long: %.200s…", len(e), e)
+					}
+				}
+				if !found {
+					v.errorf("no error saying %q; errors:\n%s", tc.wantErr, strings.Join(texts, "\n"))
+				}
+				v.report(t)
+			})
 		})
 	}
 }
@@ -252,8 +244,6 @@ func TestHostileAnswers(t *testing.T) {
 // down on every answer, returning at once. The index rule (go back to 0,
 // which does not block) must not turn into a read loop at network speed.
 func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
-	// Real-time windows against a loopback server: run side by side.
-	t.Parallel()
 	const window, budget = 4 * time.Second, 30
 	tests := []struct {
 		name string
@@ -263,33 +253,28 @@ func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
 		{"up then down", func(n int) uint64 { return uint64(1000 + 500*(n%2)) }},
 		{"constant, returned at once", func(int) uint64 { return 77 }},
 	}
-	runs := make([]hostileRun, len(tests))
-	servers := make([]*hostileServer, len(tests))
-	var wg sync.WaitGroup
-	for i, tc := range tests {
-		s := newHostileServer(t, budget)
-		s.get = func(w http.ResponseWriter, r *http.Request, n int) {
-			idx := tc.next(n)
-			reply(200, kvJSON("svc/leader", "9a0e4c1d-0000-4000-8000-00000000beef", idx, `{"id":"other"}`),
-				"X-Consul-Index", strconv.FormatUint(idx, 10))(w, r, n)
-		}
-		servers[i] = s
-		wg.Go(func() { runs[i] = runAgainst(s, elect.Config{}, window) })
-	}
-	wg.Wait()
-	for i, tc := range tests {
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hr, s := runs[i], servers[i]
-			t.Logf("%s in %v; events %v", s.summary(), hr.elapsed.Round(time.Millisecond), hr.kinds())
-			var v verdict
-			v.fails = append(v.fails, hr.problems...)
-			if hr.elected() {
-				v.errorf("elected while another session holds the key")
-			}
-			if n := s.count("get"); n < 2 {
-				v.errorf("%d reads: the test did not exercise the watch", n)
-			}
-			v.report(t)
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				s := newHostileServer(t, budget)
+				s.get = func(w http.ResponseWriter, r *http.Request, n int) {
+					idx := tc.next(n)
+					reply(200, kvJSON("svc/leader", "9a0e4c1d-0000-4000-8000-00000000beef", idx, `{"id":"other"}`),
+						"X-Consul-Index", strconv.FormatUint(idx, 10))(w, r, n)
+				}
+				hr := runAgainst(s, elect.Config{}, window)
+				t.Logf("%s in %v; events %v", s.summary(), hr.elapsed.Round(time.Millisecond), hr.kinds())
+				var v verdict
+				v.fails = append(v.fails, hr.problems...)
+				if hr.elected() {
+					v.errorf("elected while another session holds the key")
+				}
+				if n := s.count("get"); n < 2 {
+					v.errorf("%d reads: the test did not exercise the watch", n)
+				}
+				v.report(t)
+			})
 		})
 	}
 }
@@ -298,75 +283,77 @@ func TestIndexGoingBackwardsIsNotAHotLoop(t *testing.T) {
 // another one: the token never reaches the other server, and the session
 // create, which retrying cannot fix, ends Run with the 307 in its error.
 func TestRedirectCarriesNoToken(t *testing.T) {
-	var elsewhere atomic.Int64
-	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		elsewhere.Add(1)
-		http.Error(w, "should not be here", http.StatusTeapot)
-	}))
-	t.Cleanup(other.Close)
-	s := newHostileServer(t, 30)
-	redirect := func(w http.ResponseWriter, r *http.Request, _ int) {
-		http.Redirect(w, r, other.URL+r.URL.RequestURI(), http.StatusTemporaryRedirect)
-	}
-	s.create, s.get, s.acquire, s.renew = redirect, redirect, redirect, redirect
-	hr := runAgainst(s, elect.Config{}, 4*time.Second)
-	for _, p := range hr.problems {
-		t.Error(p)
-	}
-	if !hr.returned || hr.runErr == nil || !strings.Contains(hr.runErr.Error(), "PUT /v1/session/create: 307") {
-		t.Errorf("Run = %v (returned by itself: %v), want an error naming the 307 to session create", hr.runErr, hr.returned)
-	}
-	if n := elsewhere.Load(); n != 0 {
-		t.Errorf("the redirect target got %d requests, want 0", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var elsewhere atomic.Int64
+		const other = "elsewhere.test:8500"
+		s := newHostileServer(t, 30)
+		s.transport[other] = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			elsewhere.Add(1)
+			http.Error(w, "should not be here", http.StatusTeapot)
+		})
+		redirect := func(w http.ResponseWriter, r *http.Request, _ int) {
+			http.Redirect(w, r, "http://"+other+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+		}
+		s.create, s.get, s.acquire, s.renew = redirect, redirect, redirect, redirect
+		hr := runAgainst(s, elect.Config{}, 4*time.Second)
+		for _, p := range hr.problems {
+			t.Error(p)
+		}
+		if !hr.returned || hr.runErr == nil || !strings.Contains(hr.runErr.Error(), "PUT /v1/session/create: 307") {
+			t.Errorf("Run = %v (returned by itself: %v), want an error naming the 307 to session create", hr.runErr, hr.returned)
+		}
+		if n := elsewhere.Load(); n != 0 {
+			t.Errorf("the redirect target got %d requests, want 0", n)
+		}
+	})
 }
 
 // TestObserveIndexGoingBackwards: leader discovery (elect.Observe, behind
 // `leaderd leader -watch`) against the same server must not spin either.
 func TestObserveIndexGoingBackwards(t *testing.T) {
-	// Real-time windows against a loopback server: run side by side.
-	t.Parallel()
-	const window, budget = 3 * time.Second, 20
-	s := newHostileServer(t, budget)
-	s.get = func(w http.ResponseWriter, r *http.Request, n int) {
-		idx := uint64(1000 + 500*(n%2))
-		reply(200, kvJSON("svc/leader", "9a0e4c1d-0000-4000-8000-00000000beef", idx, `{"id":"other"}`),
-			"X-Consul-Index", strconv.FormatUint(idx, 10))(w, r, n)
-	}
-	c, err := consulhttp.NewClient(consulhttp.Config{Address: s.srv.URL, RequestTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), window)
-	defer cancel()
-	var v verdict
-	go func() {
+	synctest.Test(t, func(t *testing.T) {
+		const window, budget = 3 * time.Second, 20
+		s := newHostileServer(t, budget)
+		s.get = func(w http.ResponseWriter, r *http.Request, n int) {
+			idx := uint64(1000 + 500*(n%2))
+			reply(200, kvJSON("svc/leader", "9a0e4c1d-0000-4000-8000-00000000beef", idx, `{"id":"other"}`),
+				"X-Consul-Index", strconv.FormatUint(idx, 10))(w, r, n)
+		}
+		c, err := consulhttp.NewClient(consulhttp.Config{Address: s.addr, Transport: s.transport, RequestTimeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), window)
+		defer cancel()
+		var v verdict
+		go func() {
+			select {
+			case <-s.over:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		var seen []string
+		err = elect.Observe(ctx, c, s.key, func(l *elect.Leader) bool {
+			if l != nil {
+				seen = append(seen, l.ID)
+			}
+			return true
+		}, nil)
+		t.Logf("%s in %v", s.summary(), window)
+		if err != nil {
+			v.errorf("Observe = %v, want nil after cancel", err)
+		}
+		if len(seen) != 1 || seen[0] != "other" {
+			v.errorf("leaders seen %v, want [other] once (the session never changed)", seen)
+		}
 		select {
 		case <-s.over:
-			cancel()
-		case <-ctx.Done():
+			v.errorf("more than %d reads in %v: a hot loop (%s)", budget, window, s.summary())
+		default:
 		}
-	}()
-	var seen []string
-	err = elect.Observe(ctx, c, s.key, func(l *elect.Leader) bool {
-		if l != nil {
-			seen = append(seen, l.ID)
-		}
-		return true
-	}, nil)
-	t.Logf("%s in %v", s.summary(), window)
-	if err != nil {
-		v.errorf("Observe = %v, want nil after cancel", err)
-	}
-	if len(seen) != 1 || seen[0] != "other" {
-		v.errorf("leaders seen %v, want [other] once (the session never changed)", seen)
-	}
-	select {
-	case <-s.over:
-		v.errorf("more than %d reads in %v: a hot loop (%s)", budget, window, s.summary())
-	default:
-	}
-	v.report(t)
+		v.report(t)
+	})
 }
 
 // verdict collects a case's failures and reports them together.
@@ -389,8 +376,6 @@ func (v *verdict) report(t *testing.T) {
 // ends (lease_expired), and an empty renew answer (the session is gone)
 // ends the term at once. Every term ends within the lease.
 func TestBadRenewsAreNoProof(t *testing.T) {
-	// Real-time windows against a loopback server: run side by side.
-	t.Parallel()
 	const (
 		window, budget = 4 * time.Second, 80
 		ttl, renew     = 2 * time.Second, 500 * time.Millisecond
@@ -412,48 +397,44 @@ func TestBadRenewsAreNoProof(t *testing.T) {
 		// does not invalidate: the candidate follows its old session.
 		{"renew answers an empty list", reply(200, `[]`), elect.ReasonSessionInvalidated, 1},
 	}
-	runs := make([]hostileRun, len(tests))
-	servers := make([]*hostileServer, len(tests))
-	var wg sync.WaitGroup
-	for i, tc := range tests {
-		s := newHostileServer(t, budget)
-		s.renew = tc.renew
-		servers[i] = s
-		cfg := elect.Config{TTL: ttl, LockDelay: lockDelay, RenewInterval: renew, Margin: margin}
-		wg.Go(func() { runs[i] = runAgainst(s, cfg, window) })
-	}
-	wg.Wait()
-	for i, tc := range tests {
+	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hr := runs[i]
-			t.Logf("%s in %v; events %v", servers[i].summary(), hr.elapsed.Round(time.Millisecond), hr.kinds())
-			for _, p := range hr.problems {
-				t.Error(p)
-			}
-			var elected time.Time
-			terms := 0
-			for _, ev := range hr.events {
-				switch ev.Kind {
-				case elect.KindElected:
-					elected, terms = ev.At, terms+1
-				case elect.KindSteppedDown:
-					if elected.IsZero() {
-						continue
-					}
-					// The lease counts from the acquire, sent before
-					// the term began: the term is shorter still.
-					if d := ev.At.Sub(elected); d > lease+250*time.Millisecond {
-						t.Errorf("a term lasted %v on renews that proved nothing; the lease is %v", d, lease)
-					}
-					if ev.Reason != tc.reason && ev.Reason != elect.ReasonShutdown {
-						t.Errorf("stepped down with %q, want %q", ev.Reason, tc.reason)
-					}
-					elected = time.Time{}
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				s := newHostileServer(t, budget)
+				s.renew = tc.renew
+				cfg := elect.Config{TTL: ttl, LockDelay: lockDelay, RenewInterval: renew, Margin: margin}
+				hr := runAgainst(s, cfg, window)
+				t.Logf("%s in %v; events %v", s.summary(), hr.elapsed.Round(time.Millisecond), hr.kinds())
+				for _, p := range hr.problems {
+					t.Error(p)
 				}
-			}
-			if terms < tc.terms {
-				t.Errorf("%d term(s) in %v, want at least %d", terms, window, tc.terms)
-			}
+				var elected time.Time
+				terms := 0
+				for _, ev := range hr.events {
+					switch ev.Kind {
+					case elect.KindElected:
+						elected, terms = ev.At, terms+1
+					case elect.KindSteppedDown:
+						if elected.IsZero() {
+							continue
+						}
+						// The lease counts from the acquire, sent before
+						// the term began: the term is shorter still. Fake
+						// time has no scheduling jitter, so no slack.
+						if d := ev.At.Sub(elected); d > lease {
+							t.Errorf("a term lasted %v on renews that proved nothing; the lease is %v", d, lease)
+						}
+						if ev.Reason != tc.reason && ev.Reason != elect.ReasonShutdown {
+							t.Errorf("stepped down with %q, want %q", ev.Reason, tc.reason)
+						}
+						elected = time.Time{}
+					}
+				}
+				if terms < tc.terms {
+					t.Errorf("%d term(s) in %v, want at least %d", terms, window, tc.terms)
+				}
+			})
 		})
 	}
 }

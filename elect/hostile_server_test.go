@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,19 +15,22 @@ import (
 	"github.com/leaderd/leaderd/elect"
 )
 
-// hostileServer is a loopback HTTP server that answers like Consul (one
-// session, one key, blocking reads) except where a test scripts it to lie.
-// It counts requests per operation and closes over when a test's budget is
-// spent, so a hot loop fails the test at once instead of after the window.
+// hostileServer is an HTTP handler that answers like Consul (one session,
+// one key, blocking reads) except where a test scripts it to lie. It counts
+// requests per operation and closes over when a test's budget is spent, so
+// a hot loop fails the test at once instead of after the window.
 //
-// These tests run in real time on loopback, outside synctest bubbles: what
-// they check is what goes over a real socket (truncated bodies, redirects,
-// slow streams), which the in-process fakes cannot show.
+// A real *consulhttp.Client reaches it through handlerTransport, in
+// process: the lies (truncated bodies, redirects, slow and endless streams,
+// mistyped JSON) reach the election through the client's whole decoding
+// and error path, and the tests run in synctest bubbles, so a window of
+// seconds takes no real time.
 type hostileServer struct {
-	t     *testing.T
-	srv   *httptest.Server
-	key   string
-	limit int // requests allowed before over closes
+	t         *testing.T
+	addr      string           // host:port the client is given
+	transport handlerTransport // serves addr; a test may add other hosts
+	key       string
+	limit     int // requests allowed before over closes
 
 	// Scripted answers; nil means "like Consul". n counts that operation's
 	// requests so far, from 1.
@@ -53,8 +55,8 @@ func newHostileServer(t *testing.T, limit int) *hostileServer {
 		t: t, key: "svc/leader", limit: limit, index: 10,
 		counts: map[string]int{}, changed: make(chan struct{}), over: make(chan struct{}),
 	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
+	s.addr = "consul.test:8500"
+	s.transport = handlerTransport{s.addr: http.HandlerFunc(s.serve)}
 	return s
 }
 
@@ -193,12 +195,11 @@ type hostileRun struct {
 }
 
 // runAgainst runs one election against s for window (less if Run returns
-// or the request budget is spent first), then stops it. It does not touch
-// a *testing.T, so callers can run many at once: go test -parallel is the
-// number of cores, and these runs mostly wait.
+// or the request budget is spent first), then stops it. Call it in a
+// synctest bubble: the window is fake time.
 func runAgainst(s *hostileServer, cfg elect.Config, window time.Duration) hostileRun {
 	var hr hostileRun
-	c, err := consulhttp.NewClient(consulhttp.Config{Address: s.srv.URL, Token: hostileToken, RequestTimeout: time.Second})
+	c, err := consulhttp.NewClient(consulhttp.Config{Address: s.addr, Transport: s.transport, Token: hostileToken, RequestTimeout: time.Second})
 	if err == nil {
 		if cfg.Key == "" {
 			cfg.Key = s.key

@@ -50,6 +50,11 @@ func startStubborn(t *testing.T, rg *rig, lease time.Duration) (grandchild, cmd 
 // whole tree after the kill timeout. The end is an Exit marked LeaseEnded,
 // and Stop afterwards has nothing left to wait for.
 func TestLeaseExpiry(t *testing.T) {
+	// It waits out a lease or kill timeout in real time: it runs beside
+	// the other such tests, after the sequential ones. Tests that kill a
+	// keeper (whose leftovers this process, the subreaper, kills by
+	// session) or reap orphans stay sequential.
+	t.Parallel()
 	const lease, kill = 300 * time.Millisecond, 300 * time.Millisecond
 	rg := newRig(t, stubborn, kill)
 	leaseEnd := time.Now().Add(lease)
@@ -80,6 +85,7 @@ func TestLeaseExpiry(t *testing.T) {
 // TestExtend: a later lease end moves the stop; one for another term does
 // not.
 func TestExtend(t *testing.T) {
+	t.Parallel() // waits in real time; see TestLeaseExpiry
 	rg := newRig(t, `trap 'echo got-term; exit 0' TERM; echo ready; while :; do sleep 1000 & wait; done`, time.Second)
 	rg.sup.Start(testTerm(300 * time.Millisecond))
 	rg.expect(t, "ready")
@@ -184,6 +190,7 @@ func TestKeeperOwnGroup(t *testing.T) {
 // TestStopKillTimeout: a command that ignores the stop signal is SIGKILLed
 // after the kill timeout, and Stop returns only once it is gone.
 func TestStopKillTimeout(t *testing.T) {
+	t.Parallel() // waits in real time; see TestLeaseExpiry
 	const kill = 300 * time.Millisecond
 	rg := newRig(t, `trap '' TERM; echo $$; exec sleep 1000`, kill)
 	rg.sup.Start(testTerm(time.Hour))
