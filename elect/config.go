@@ -21,6 +21,8 @@ const (
 	DefaultReleaseTimeout = 5 * time.Second
 	DefaultResignHoldOff  = 3 * time.Second
 	DefaultKeyTemplate    = "services/%s/leader"
+	DefaultPriorityHold   = 10 * time.Second
+	DefaultRankStep       = 50 * time.Millisecond
 
 	// MaxLockDelay is where Consul caps lock-delay enforcement.
 	MaxLockDelay = 60 * time.Second
@@ -55,6 +57,8 @@ const (
 	FieldWatchWait      = "WatchWait"
 	FieldReleaseTimeout = "ReleaseTimeout"
 	FieldSession        = "Session"
+	FieldPriorityHold   = "PriorityHold"
+	FieldRankStep       = "RankStep"
 )
 
 // FieldError is one problem with a Config or SessionConfig. Field is one
@@ -109,6 +113,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ResignHoldOff == 0 {
 		c.ResignHoldOff = DefaultResignHoldOff
+	}
+	if c.PriorityHold == 0 {
+		c.PriorityHold = DefaultPriorityHold
+	}
+	if c.RankStep == 0 {
+		c.RankStep = DefaultRankStep
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
