@@ -88,6 +88,7 @@ func (l *loop) stepDown(reason Reason) { l.stepDownTo(reason, nil) }
 // release. It reports whether the key moved to a successor.
 func (l *loop) stepDownTo(reason Reason, succ *CandidateEntry) (moved bool) {
 	t := l.endTerm(reason)
+	l.lastToken = t.Token
 	l.reg.watch.stop()
 	clear(l.reg.firstSeen)
 	switch reason {
