@@ -73,10 +73,11 @@ func (l *loop) register() {
 		l.log.Debug("register failed", "err", err)
 		l.reg.retry.failed(time.Now())
 	case !ok:
-		// Held by our previous session (released once it is destroyed)
-		// or by another candidate with our id.
+		// Held by our previous session (released once it is destroyed),
+		// in the lock-delay of an invalidated one, or held by another
+		// candidate with our id.
 		d := l.reg.retry.failed(time.Now())
-		l.log.Warn("registry entry held by another session; retrying", "key", l.reg.entryKey, "retry_in", d)
+		l.log.Warn("registry entry held by another session or in its lock-delay; retrying", "key", l.reg.entryKey, "retry_in", d)
 	default:
 		l.reg.registered, l.reg.retry = sid, retry{}
 		l.log.Debug("registered", "key", l.reg.entryKey, "priority", l.reg.priority)
