@@ -117,6 +117,9 @@ func NewSlots(c SlotsConsul, cfg Config, limit int) (*Slots, error) {
 	if limit < 1 {
 		err = errors.Join(err, fieldErr([]string{FieldLimit}, "limit %d must be at least 1", limit))
 	}
+	if cfg.Priority != 0 {
+		err = errors.Join(err, fieldErr([]string{FieldPriority}, "priorities are for a single leader: slots have no registry"))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("elect: invalid config: %w", err)
 	}
