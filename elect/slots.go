@@ -60,13 +60,10 @@ type Slots struct {
 	holders []Holder // guarded by campaign.mu
 }
 
-// SlotsConsul is what Slots needs of Consul: an election's operations, a
-// prefix read and KV transactions. *consulhttp.Client satisfies it.
-type SlotsConsul interface {
-	Consul
-	KVLister
-	TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error)
-}
+// SlotsConsul is what Slots needs of Consul: what an Election needs (which
+// includes prefix reads and KV transactions). *consulhttp.Client satisfies
+// it.
+type SlotsConsul = Consul
 
 var _ SlotsConsul = (*consulhttp.Client)(nil)
 
