@@ -54,7 +54,8 @@ type TxnKVOp struct {
 // CAS lost, a lock held by another session or in its lock-delay, a session
 // that does not hold a key): an answer, not a failure to talk to Consul. A
 // lock or unlock by a session Consul does not know is an error matching
-// ErrSessionNotFound. On success the
+// ErrSessionNotFound, and one the token may not do is a 403 StatusError
+// (IsPermissionDenied), although Consul answers both with 409. On success the
 // results are the keys as written, one per op that returns one; a write's
 // ModifyIndex is the Raft index of the transaction.
 func (c *Client) TxnKV(ctx context.Context, ops []TxnKVOp) ([]KVPair, bool, error) {
@@ -91,8 +92,13 @@ func (c *Client) TxnKV(ctx context.Context, ops []TxnKVOp) ([]KVPair, bool, erro
 		// answer about the key: the session is gone.
 		if decodeJSON(resp.body, &out) == nil {
 			for _, e := range out.Errors {
-				if strings.Contains(e.What, `invalid session "`) {
+				switch {
+				case strings.Contains(e.What, `invalid session "`):
 					return nil, false, sessionNotFound(&StatusError{Method: req.method, Path: req.path, Code: resp.code, Body: e.What})
+				case strings.HasPrefix(e.What, "Permission denied"):
+					// An op the token may not do: Consul rolls back with
+					// 409, but it means what a 403 means.
+					return nil, false, &StatusError{Method: req.method, Path: req.path, Code: http.StatusForbidden, Body: e.What}
 				}
 			}
 		}
