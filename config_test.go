@@ -91,6 +91,8 @@ func TestBadInput(t *testing.T) {
 		{"leader key with slash", []string{"leader", "-key", "/x"}, nil, `invalid -key "/x"`},
 		{"leader extra argument", []string{"leader", "-service", "web", "now"}, nil, `unexpected argument "now"`},
 		{"leader bad flag", []string{"leader", "-wait"}, nil, `flag provided but not defined: -wait`},
+		{"candidates with slots", []string{"leader", "-service", "web", "-candidates", "-n", "3"}, nil, `-candidates lists the candidates of one leader: not with -n 3`},
+		{"candidates with slots from env", []string{"leader", "-candidates", "-watch"}, []string{"LEADERD_SERVICE", "web", "LEADERD_N", "2"}, `not with LEADERD_N 2`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,9 +208,10 @@ func TestHelpAndVersion(t *testing.T) {
 	}{
 		{[]string{"-h"}, []string{"Usage: leaderd <command>", "Examples:", "Exit codes:"}},
 		{[]string{"help"}, []string{"Usage: leaderd <command>"}},
-		{[]string{"help", "run"}, []string{"Usage: leaderd run", "-kill-timeout duration", "[LEADERD_KILL_TIMEOUT]", "-http-addr", "Examples:"}},
+		{[]string{"help", "run"}, []string{"Usage: leaderd run", "-kill-timeout duration", "[LEADERD_KILL_TIMEOUT]", "-http-addr", "Examples:",
+			"-priority int", "[LEADERD_PRIORITY]", "-priority-hold duration", "(default 10s) [LEADERD_PRIORITY_HOLD]"}},
 		{[]string{"run", "-h"}, []string{"Usage: leaderd run", "Exit codes:"}},
-		{[]string{"leader", "--help"}, []string{"Usage: leaderd leader", "-watch", "Examples:"}},
+		{[]string{"leader", "--help"}, []string{"Usage: leaderd leader", "-watch", "-candidates", "Examples:"}},
 		{[]string{"demo", "-h"}, []string{"Usage: leaderd demo", "Examples:"}},
 		{[]string{"jobspec", "-h"}, []string{"Usage: leaderd jobspec", "-mode", "Examples:"}},
 		{[]string{"version"}, []string{"leaderd ", runtime.Version()}},
