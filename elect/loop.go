@@ -15,7 +15,8 @@ type loop struct {
 	c       Consul
 	view    keyView
 	leader  *Leader // leader as last reported
-	acquire retry   // earliest next acquire attempt (lock-delay, backoff)
+	acquire retry   // earliest next acquire attempt (lock-delay, backoff, rank)
+	reg     registryState
 }
 
 var _ loopKind[*consulhttp.KVPair] = (*loop)(nil)
@@ -25,14 +26,35 @@ func newLoop(e *Election, ctx context.Context, sessErr <-chan error) *loop {
 	l.init(&e.campaign, l, ctx, sessErr, func(ctx context.Context, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
 		return e.c.GetKV(ctx, e.cfg.Key, q)
 	})
+	l.reg.init(l, e.cfg)
 	return l
 }
 
 func (l *loop) act(now time.Time) bool {
-	if l.leading || !l.wantAcquire(now) || !l.acquire.due(now) {
+	if l.leading {
+		l.watchRegistry(now)
+		if len(l.reg.firstSeen) > 0 {
+			l.checkPriority(now)
+			if !l.leading {
+				return true
+			}
+		}
+		if l.registerDue(now) {
+			l.register()
+			return true
+		}
 		return false
 	}
-	l.tryAcquire()
+	switch want := l.wantAcquire(now); {
+	case want && !l.reg.ranked && !l.reg.disabled && l.view.free():
+		l.rank()
+	case want && l.acquire.due(now):
+		l.tryAcquire()
+	case l.registerDue(now):
+		l.register()
+	default:
+		return false
+	}
 	return true
 }
 
@@ -48,7 +70,12 @@ func (l *loop) wantAcquire(now time.Time) bool {
 
 func (l *loop) wakeAt(now time.Time, earliest func(time.Time)) {
 	if l.leading {
+		l.priorityWake(earliest)
+		earliest(l.reg.watch.at)
 		return
+	}
+	if !l.reg.disabled && l.reg.registered != l.sess.ID {
+		earliest(l.reg.retry.at)
 	}
 	if l.wantAcquire(now) {
 		earliest(l.acquire.at)
@@ -62,7 +89,10 @@ func (l *loop) onSessionChange() bool { return false }
 
 func (l *loop) forget() { l.view.forget() }
 
-func (l *loop) quit(bool) {}
+func (l *loop) quit(quick bool) {
+	l.reg.watch.stop()
+	l.deregister(quick)
+}
 
 func (l *loop) onWatch(a answer[*consulhttp.KVPair]) {
 	ok, backwards := l.takeAnswer(a, "key")
@@ -80,10 +110,16 @@ func (l *loop) onWatch(a answer[*consulhttp.KVPair]) {
 // observe takes in the key as read in an answer received at recv.
 func (l *loop) observe(p *consulhttp.KVPair, recv time.Time) {
 	freed, prev, missingStarted := l.view.take(p, recv)
-	// Someone else's term ended: try at once. If it was our own key we
-	// just gave back, keep the backoff we are in.
+	// Someone else's term ended: try at once (in rank order). If it was
+	// our own key we just gave back, keep the backoff we are in.
 	if freed && (prev == nil || prev.Session != l.sess.ID) {
 		l.acquire = retry{}
+		l.reg.ranked = false
+	}
+	// Handed to us (a leader's handover or transfer): take it now, resign
+	// hold-off or not: somebody chose us.
+	if !l.leading && p != nil && p.Session != "" && p.Session == l.sess.ID {
+		l.acquire, l.holdOffUntil, l.reg.ranked = retry{}, time.Time{}, true
 	}
 	if missingStarted {
 		l.log.Info("key missing; waiting out a lease before taking it", "wait", l.missingWait)
@@ -100,7 +136,10 @@ func (l *loop) observe(p *consulhttp.KVPair, recv time.Time) {
 		}
 		return
 	}
-	if !l.view.free() && p.Session != l.sess.ID {
+	if !l.view.free() && p.Session == l.sess.ID {
+		return // handed to us: we lead once our acquire confirms it
+	}
+	if !l.view.free() {
 		l.holdOffUntil = time.Time{} // someone else leads: the resign hold-off is over
 	}
 	l.setLeader(decodeLeader(p))

@@ -24,6 +24,10 @@ type Consul interface {
 	// (it restarted from a clean state): the session bound to it is gone.
 	// Other errors are retried.
 	UpdateTTL(ctx context.Context, checkID, status, output string) error
+	// ListKV and TxnKV: the candidate registry, acquires and handovers
+	// (one transaction each), and Slots.
+	ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error)
+	TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error)
 }
 
 // Candidate is who we are; it is the JSON value written into the key.

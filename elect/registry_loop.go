@@ -1,0 +1,332 @@
+package elect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+)
+
+// An Election loop's part in the candidate registry (registry.go): its own
+// entry, its rank when the key becomes free, and, while it leads, the
+// watch on the registry that brings transfer requests and candidates of a
+// higher priority.
+type registryState struct {
+	entryKey   string
+	priority   int
+	hold       time.Duration
+	step       time.Duration
+	since      time.Time
+	registered string // the session our entry is locked with ("": none)
+	disabled   bool   // no permission on the registry: run without it
+	retry      retry  // registering
+	ranked     bool   // this free period's rank is applied (or not needed)
+
+	// While leading: the watch on the registry prefix, what it last
+	// showed, and since when each higher-priority candidate was live.
+	watch     watch[[]consulhttp.KVPair]
+	entries   []CandidateEntry
+	firstSeen map[string]time.Time // by session
+	handled   uint64               // ModifyIndex of the last transfer request acted on
+}
+
+func (r *registryState) init(l *loop, cfg Config) {
+	r.entryKey = candidateKey(cfg.Key, cfg.Candidate.ID)
+	r.priority, r.hold, r.step = cfg.Priority, cfg.PriorityHold, cfg.RankStep
+	r.since = cfg.Candidate.StartedAt
+	if r.since.IsZero() {
+		r.since = time.Now()
+	}
+	r.firstSeen = map[string]time.Time{}
+	r.watch.read = func(ctx context.Context, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
+		return l.c.ListKV(ctx, cfg.Key+"/", q)
+	}
+}
+
+// registerDue says whether our entry must be (re)written for the current
+// session.
+func (l *loop) registerDue(now time.Time) bool {
+	r := &l.reg
+	return !r.disabled && l.sess.ID != "" && l.sess.ID != l.abandoned && r.registered != l.sess.ID && r.retry.due(now)
+}
+
+// register locks our registry entry with the current session.
+func (l *loop) register() {
+	sid := l.sess.ID
+	e := CandidateEntry{Candidate: l.candidate, Priority: l.reg.priority, Session: sid, Since: l.reg.since, LockDelayMS: l.lockDelay.Milliseconds()}
+	val, _ := json.Marshal(e)
+	ctx, cancel := context.WithTimeout(l.ctx, l.releaseTimeout)
+	_, ok, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnLock, Key: l.reg.entryKey, Value: val, Session: sid}})
+	cancel()
+	switch {
+	case err != nil && consulhttp.IsPermissionDenied(err):
+		l.reg.disabled = true
+		l.log.Warn("no permission on the candidate registry; running without an entry (no handover to us, no rank)", "key", l.reg.entryKey, "err", err)
+	case err != nil:
+		if errors.Is(err, consulhttp.ErrSessionNotFound) && l.ctx.Err() == nil {
+			l.session.requestReset(sid)
+		}
+		l.log.Debug("register failed", "err", err)
+		l.reg.retry.failed(time.Now())
+	case !ok:
+		// Held by our previous session (released once it is destroyed)
+		// or by another candidate with our id.
+		d := l.reg.retry.failed(time.Now())
+		l.log.Warn("registry entry held by another session; retrying", "key", l.reg.entryKey, "retry_in", d)
+	default:
+		l.reg.registered, l.reg.retry = sid, retry{}
+		l.log.Debug("registered", "key", l.reg.entryKey, "priority", l.reg.priority)
+	}
+}
+
+// deregister deletes our entry if our session still holds it.
+func (l *loop) deregister(quick bool) {
+	sid := l.reg.registered
+	if sid == "" {
+		return
+	}
+	l.reg.registered = ""
+	ctx, cancel := l.writeCtx(quick)
+	defer cancel()
+	if _, _, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{
+		{Verb: consulhttp.TxnCheckSession, Key: l.reg.entryKey, Session: sid},
+		{Verb: consulhttp.TxnDelete, Key: l.reg.entryKey},
+	}); err != nil {
+		l.log.Debug("deregister failed", "err", err)
+	}
+}
+
+// readRegistry reads the registry (bounded like a write: it also runs on
+// the way out), marking who holds the key as last seen.
+func (l *loop) readRegistry() ([]CandidateEntry, error) {
+	ctx, cancel := l.writeCtx(false)
+	defer cancel()
+	pairs, _, err := l.c.ListKV(ctx, CandidatesPrefix(l.key), consulhttp.QueryOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return parseRegistry(l.key, pairs, l.view.last), nil
+}
+
+// rank delays our first attempt on a key that just became free by our
+// rank among the live candidates: the best tries at once, each next one a
+// step later unless it sees the key taken first (its watch shows it), so a
+// crowd costs O(1) acquires. After an invalidation nobody can take the key
+// before its lock-delay: the ranked wait counts from then.
+func (l *loop) rank() {
+	l.reg.ranked = true
+	entries, err := l.readRegistry()
+	if err != nil {
+		l.log.Debug("read registry failed; trying at once", "err", err)
+		return
+	}
+	// Whoever just released the key steps aside (a resign's hold-off, a
+	// handover that fell back, an exit): it does not count.
+	if rec, ok := recordOf(l.view.last); ok && rec.Released {
+		entries = slices.DeleteFunc(entries, func(c CandidateEntry) bool { return c.ID == rec.ID })
+	}
+	r := Rank(entries, l.sess.ID)
+	if r == 0 {
+		return
+	}
+	base := l.view.freeSince
+	if rec, ok := recordOf(l.view.last); !ok || !rec.Released {
+		base = base.Add(lockDelayOf(l.view.last, l.lockDelay))
+	}
+	at := base.Add(time.Duration(r) * l.reg.step)
+	if at.After(l.acquire.at) {
+		l.acquire.at = at
+	}
+	l.log.Debug("ranked", "rank", r, "at", at)
+}
+
+// transfer is TransferTo: hand the key to the live candidate to ("": the
+// best other one), or report ErrNoSuccessor and keep leading.
+func (l *loop) transfer(to string) error {
+	entries, err := l.readRegistry()
+	if err != nil {
+		return fmt.Errorf("elect: read candidates: %w", err)
+	}
+	succ := successor(entries, l.term.Session, to)
+	if succ == nil {
+		return ErrNoSuccessor
+	}
+	if !l.stepDownTo(ReasonTransferred, succ) {
+		return fmt.Errorf("%w: %s vanished during the handover; the key was released", ErrNoSuccessor, succ.ID)
+	}
+	return nil
+}
+
+// handOver moves the key held by session sid to succ's session in one
+// transaction (no lock-delay, no race); succ nil: the best live candidate
+// from a fresh read of the registry. It reports whether the key moved.
+func (l *loop) handOver(sid string, succ *CandidateEntry) bool {
+	if succ == nil {
+		if l.reg.disabled {
+			return false
+		}
+		entries, err := l.readRegistry()
+		if err != nil {
+			l.log.Warn("read registry failed; releasing", "err", err)
+			return false
+		}
+		if succ = successor(entries, sid, ""); succ == nil {
+			return false
+		}
+	}
+	now := time.Now()
+	gone, _ := json.Marshal(record{Candidate: l.candidate, AcquiredAt: now, Released: true})
+	theirs, _ := json.Marshal(record{Candidate: succ.Candidate, AcquiredAt: now, LockDelayMS: succ.LockDelayMS})
+	ctx, cancel := l.writeCtx(false)
+	defer cancel()
+	_, ok, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{
+		{Verb: consulhttp.TxnUnlock, Key: l.key, Session: sid, Value: gone},
+		{Verb: consulhttp.TxnLock, Key: l.key, Session: succ.Session, Value: theirs},
+	})
+	if err != nil || !ok {
+		l.log.Warn("handover failed; releasing", "to", succ.ID, "err", err)
+		return false
+	}
+	l.log.Info("handed over", "to", succ.ID, "session", succ.Session, "priority", succ.Priority)
+	return true
+}
+
+// registry: the leader's watch on the registry.
+func (l *loop) registry() <-chan answer[[]consulhttp.KVPair] { return l.reg.watch.ch }
+
+// watchRegistry keeps the leader's registry watch going (while leading,
+// with a registry).
+func (l *loop) watchRegistry(now time.Time) {
+	if l.leading && !l.reg.disabled && l.reg.watch.due(now) {
+		l.reg.watch.start(l.ctx, l.watchWait, false)
+	}
+}
+
+func (l *loop) onRegistry(a answer[[]consulhttp.KVPair]) {
+	w := &l.reg.watch
+	w.received()
+	if a.err != nil {
+		if l.ctx.Err() != nil {
+			return
+		}
+		if consulhttp.IsPermissionDenied(a.err) {
+			l.reg.disabled = true
+			l.log.Warn("no permission to read the candidate registry; no transfers or priorities", "err", a.err)
+			return
+		}
+		w.failed(time.Now())
+		return
+	}
+	w.answered(a.asked, a.meta.LastIndex, time.Since(a.sent), l.watchWait)
+	if !l.leading {
+		return
+	}
+	l.reg.entries = parseRegistry(l.key, a.val, l.view.last)
+	l.prune(a.val)
+	for _, kv := range a.val {
+		if kv.Key == TransferKey(l.key) && kv.ModifyIndex != l.reg.handled {
+			l.onTransferRequest(kv)
+			return
+		}
+	}
+	l.checkPriority(time.Now())
+}
+
+// prune deletes the entries of dead candidates (released with their
+// session), each only if unchanged since read.
+func (l *loop) prune(pairs []consulhttp.KVPair) {
+	for _, kv := range pairs {
+		if kv.Session != "" || kv.Key == TransferKey(l.key) || kv.Key == l.reg.entryKey {
+			continue
+		}
+		ctx, cancel := l.writeCtx(true)
+		_, _, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnDeleteCAS, Key: kv.Key, Index: kv.ModifyIndex}})
+		cancel()
+		if err != nil {
+			l.log.Debug("prune failed", "key", kv.Key, "err", err)
+			return
+		}
+	}
+}
+
+// onTransferRequest acts on a transfer request written during our term
+// (an older one is for an earlier leader), then deletes it.
+func (l *loop) onTransferRequest(kv consulhttp.KVPair) {
+	l.reg.handled = kv.ModifyIndex
+	var req TransferRequest
+	err := json.Unmarshal(kv.Value, &req)
+	defer l.dropRequest(kv)
+	switch {
+	case err != nil:
+		l.log.Warn("ignoring a transfer request that is not JSON", "key", kv.Key)
+		return
+	case kv.ModifyIndex < l.term.Token:
+		l.log.Info("ignoring a transfer request older than this term", "to", req.To)
+		return
+	case req.To == l.candidate.ID:
+		l.log.Info("transfer requested to the leader itself: nothing to do")
+		return
+	}
+	succ := successor(l.reg.entries, l.term.Session, req.To)
+	if succ == nil {
+		l.log.Warn("transfer requested, but no such live candidate", "to", req.To)
+		return
+	}
+	l.log.Info("transfer requested", "to", succ.ID, "nonce", req.Nonce)
+	l.stepDownTo(ReasonTransferred, succ)
+	l.holdOffUntil = time.Now().Add(l.holdOff)
+}
+
+func (l *loop) dropRequest(kv consulhttp.KVPair) {
+	ctx, cancel := l.writeCtx(true)
+	defer cancel()
+	if _, _, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnDeleteCAS, Key: kv.Key, Index: kv.ModifyIndex}}); err != nil {
+		l.log.Debug("delete transfer request failed", "err", err)
+	}
+}
+
+// checkPriority hands over to the best live candidate once it has a
+// higher priority than ours and has been live, as we saw it, for the
+// hold time: a candidate that comes and goes restarts its count.
+func (l *loop) checkPriority(now time.Time) {
+	best := successor(l.reg.entries, l.term.Session, "")
+	for s := range l.reg.firstSeen {
+		if best == nil || s != best.Session {
+			delete(l.reg.firstSeen, s)
+		}
+	}
+	if best == nil || best.Priority <= l.reg.priority {
+		return
+	}
+	first, ok := l.reg.firstSeen[best.Session]
+	if !ok {
+		l.reg.firstSeen[best.Session] = now
+		l.log.Info("candidate of higher priority; handing over after the hold time", "candidate", best.ID, "priority", best.Priority, "hold", l.reg.hold)
+		return
+	}
+	if now.Sub(first) < l.reg.hold {
+		return
+	}
+	l.stepDownTo(ReasonPreempted, best)
+	l.holdOffUntil = now.Add(l.holdOff)
+}
+
+// priorityWake is when a pending priority handover is due.
+func (l *loop) priorityWake(earliest func(time.Time)) {
+	for _, t := range l.reg.firstSeen {
+		earliest(t.Add(l.reg.hold))
+	}
+}
+
+// recordOf decodes the value of key p.
+func recordOf(p *consulhttp.KVPair) (record, bool) {
+	var r record
+	if p == nil || json.Unmarshal(p.Value, &r) != nil {
+		return r, false
+	}
+	return r, true
+}
