@@ -18,8 +18,8 @@ func registerPriorityFlags(fs *flagSet, cfg *runConfig) {
 	cfg.PriorityHold = elect.DefaultPriorityHold
 	fs.IntVar(&cfg.Priority, "priority", 0, "rank of this candidate, higher is better: handovers and a free key go to the best live candidate, "+
 		"and a leader hands over to a live candidate of higher priority after -priority-hold (may be negative)")
-	fs.Var(durationValue{&cfg.PriorityHold}, "priority-hold", "how long a candidate of higher priority must have been live before the leader hands over to it "+
-		"(no flapping while candidates come and go)")
+	fs.Var(durationValue{&cfg.PriorityHold}, "priority-hold", "while this instance leads: how long a candidate of higher priority must have been live before it hands over to that one "+
+		"(no flapping while candidates come and go; give every candidate the same)")
 }
 
 // priorityErrors checks the flags registerPriorityFlags declared. elect

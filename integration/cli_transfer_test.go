@@ -67,8 +67,8 @@ func newTransferRig(t *testing.T, service string) *transferRig {
 }
 
 // registered waits until the watcher shows exactly the live candidates
-// want (in that order: best first) with leader leading, and returns that
-// view.
+// want (in that order: best first, the leader ranked like the others)
+// with leader leading, and returns that view.
 func (r *transferRig) registered(timeout time.Duration, leader string, want ...string) candidatesView {
 	r.t.Helper()
 	var got candidatesView
@@ -113,7 +113,7 @@ func TestTransferTo(t *testing.T) {
 		r.following(20*time.Second, 0, p, "a")
 		procs = append(procs, p)
 	}
-	r.registered(20*time.Second, "a", "b", "c", "a")
+	r.registered(20*time.Second, "a", "a", "b", "c")
 
 	// One-shot -candidates -json: the same registry.
 	code, out, _ := runOnce(t, 10*time.Second, r.env, "leader", "-service", r.service, "-candidates", "-json")
@@ -121,9 +121,9 @@ func TestTransferTo(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &v); err != nil || code != 0 {
 		t.Fatalf("leader -candidates -json: exit %d, %v: %q", code, err, out)
 	}
-	if ids, leading := v.live(); len(v.Candidates) != 3 || !slices.Equal(ids, []string{"b", "c", "a"}) || leading != "a" ||
+	if ids, leading := v.live(); len(v.Candidates) != 3 || !slices.Equal(ids, []string{"a", "b", "c"}) || leading != "a" ||
 		v.Leader == nil || v.Leader.ID != "a" || v.Leader.Token != first.elected.Token {
-		t.Errorf("leader -candidates -json = %s\nwant b, c, a live (waiting order, the leader last), a leading with token %d", out, first.elected.Token)
+		t.Errorf("leader -candidates -json = %s\nwant a, b, c live (in the order they started), a leading with token %d", out, first.elected.Token)
 	}
 
 	mark := r.mark()
@@ -163,7 +163,7 @@ func TestTransferToBest(t *testing.T) {
 	r.following(20*time.Second, 0, c, "a")
 	b := r.start("b", r.consul, append(hold, "-priority", "5"))
 	r.following(20*time.Second, 0, b, "a")
-	r.registered(20*time.Second, "a", "b", "c", "a")
+	r.registered(20*time.Second, "a", "b", "a", "c")
 
 	mark := r.mark()
 	code, out, _ := r.transfer(30*time.Second, "-timeout", "20s")
@@ -190,7 +190,7 @@ func TestTransferToNobody(t *testing.T) {
 	first := r.leading(20*time.Second, 0, a)
 	b := r.start("b", r.consul, nil)
 	r.following(20*time.Second, 0, b, "a")
-	r.registered(20*time.Second, "a", "b", "a")
+	r.registered(20*time.Second, "a", "a", "b")
 
 	mark := r.mark()
 	t0 := time.Now()
@@ -251,7 +251,7 @@ func TestPriorityTakeover(t *testing.T) {
 	if e, err := r.h.Wait(settled, 3*hold, evIs(history.Elected, "")); err == nil {
 		t.Errorf("leadership moved again after the takeover: %v", e)
 	}
-	r.registered(5*time.Second, "b", "a", "b")
+	r.registered(5*time.Second, "b", "b", "a")
 	r.verify(history.Options{})
 	a.stop()
 	b.stop()
