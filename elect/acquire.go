@@ -88,6 +88,8 @@ func (l *loop) stepDown(reason Reason) { l.stepDownTo(reason, nil) }
 // release. It reports whether the key moved to a successor.
 func (l *loop) stepDownTo(reason Reason, succ *CandidateEntry) (moved bool) {
 	t := l.endTerm(reason)
+	l.lastToken = t.Token
+	l.reg.ranked = false // the key's next free period is ranked afresh
 	l.reg.watch.stop()
 	clear(l.reg.firstSeen)
 	switch reason {

@@ -17,6 +17,10 @@ type loop struct {
 	leader  *Leader // leader as last reported
 	acquire retry   // earliest next acquire attempt (lock-delay, backoff, rank)
 	reg     registryState
+	// handed is the key as a handover left it to our session, until the
+	// term starts (or the key moves on); lastToken is our last term's.
+	handed    *consulhttp.KVPair
+	lastToken uint64
 }
 
 var _ loopKind[*consulhttp.KVPair] = (*loop)(nil)
@@ -62,7 +66,7 @@ func (l *loop) act(now time.Time) bool {
 func (l *loop) wantAcquire(now time.Time) bool {
 	// A session need not have a fresh renew to try: the acquire's own
 	// success proves it valid, and that is where a term's lease starts.
-	if l.sess.ID == "" || l.sess.ID == l.abandoned || now.Before(l.holdOffUntil) {
+	if l.sess.ID == "" || l.sess.ID == l.abandoned || now.Before(l.holdOffUntil) || l.handed != nil {
 		return false
 	}
 	return l.view.takeable(l.sess.ID, now, l.missingWait)
@@ -85,7 +89,17 @@ func (l *loop) wakeAt(now time.Time, earliest func(time.Time)) {
 	}
 }
 
-func (l *loop) onSessionChange() bool { return false }
+func (l *loop) onSessionChange() bool {
+	switch {
+	case l.handed == nil || l.leading:
+	case l.handed.Session == l.sess.ID:
+		l.takeHanded(l.handed)
+	default: // the session it was handed to is gone
+		l.session.unhold(l.handed.Session)
+		l.handed = nil
+	}
+	return false
+}
 
 func (l *loop) forget() { l.view.forget() }
 
@@ -116,10 +130,16 @@ func (l *loop) observe(p *consulhttp.KVPair, recv time.Time) {
 		l.acquire = retry{}
 		l.reg.ranked = false
 	}
-	// Handed to us (a leader's handover or transfer): take it now, resign
-	// hold-off or not: somebody chose us.
-	if !l.leading && p != nil && p.Session != "" && p.Session == l.sess.ID {
-		l.acquire, l.holdOffUntil, l.reg.ranked = retry{}, time.Time{}, true
+	// Handed to us (a leader's handover or transfer, written after our
+	// last term): lead now, resign hold-off or not: somebody chose us.
+	switch {
+	case l.leading:
+	case p != nil && p.Session != "" && p.Session == l.sess.ID && p.ModifyIndex > l.lastToken:
+		l.takeHanded(p)
+		return
+	case l.handed != nil:
+		l.handed = nil
+		l.session.unhold(l.sess.ID)
 	}
 	if missingStarted {
 		l.log.Info("key missing; waiting out a lease before taking it", "wait", l.missingWait)
@@ -135,9 +155,6 @@ func (l *loop) observe(p *consulhttp.KVPair, recv time.Time) {
 			l.stepDown(ReasonKeyLost)
 		}
 		return
-	}
-	if !l.view.free() && p.Session == l.sess.ID {
-		return // handed to us: we lead once our acquire confirms it
 	}
 	if !l.view.free() {
 		l.holdOffUntil = time.Time{} // someone else leads: the resign hold-off is over

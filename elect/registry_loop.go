@@ -73,10 +73,11 @@ func (l *loop) register() {
 		l.log.Debug("register failed", "err", err)
 		l.reg.retry.failed(time.Now())
 	case !ok:
-		// Held by our previous session (released once it is destroyed)
-		// or by another candidate with our id.
+		// Held by our previous session (released once it is destroyed),
+		// in the lock-delay of an invalidated one, or held by another
+		// candidate with our id.
 		d := l.reg.retry.failed(time.Now())
-		l.log.Warn("registry entry held by another session; retrying", "key", l.reg.entryKey, "retry_in", d)
+		l.log.Warn("registry entry held by another session or in its lock-delay; retrying", "key", l.reg.entryKey, "retry_in", d)
 	default:
 		l.reg.registered, l.reg.retry = sid, retry{}
 		l.log.Debug("registered", "key", l.reg.entryKey, "priority", l.reg.priority)
@@ -329,4 +330,34 @@ func recordOf(p *consulhttp.KVPair) (record, bool) {
 		return r, false
 	}
 	return r, true
+}
+
+// takeHanded starts a term on key p, which a handover moved to our
+// session: its token is the handover's ModifyIndex (what everyone saw),
+// its proof our session's latest. Any proof will do for safety: the
+// session was valid when it was sent, and it is invalidated, if ever,
+// after it locked p (else that lock would have failed), so nobody takes p
+// before the proof + lock-delay. A proof too old to give a useful lease is
+// renewed first (at once); the term starts when the renew answers.
+func (l *loop) takeHanded(p *consulhttp.KVPair) {
+	sid := l.sess.ID
+	if l.handed == nil {
+		l.session.hold(sid)
+		l.session.renewNow()
+		l.acquire, l.holdOffUntil, l.reg.ranked = retry{}, time.Time{}, true
+	}
+	l.handed = p
+	if l.sess.Proof.IsZero() {
+		return
+	}
+	end := l.session.leaseEnd(l.sess.Proof, l.margin)
+	if time.Until(end) < l.session.cfg.RenewInterval {
+		l.log.Debug("handed the key; renewing before leading", "lease_left", time.Until(end))
+		return
+	}
+	l.handed = nil
+	l.view.confirmed(p)
+	l.leader = decodeLeader(p)
+	l.leader.Candidate = l.candidate
+	l.startTerm(sid, p.ModifyIndex, l.sess.Proof, end, l.leader, "handed_over", true)
 }
