@@ -157,9 +157,6 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 		}
 		fmt.Fprintf(in.stderr, "leaderd transfer: %s (attempt %d, retrying)\n", oneLine(err), attempt)
 	})
-	if to != nil {
-		to = confirmed(wctx, client, key, to)
-	}
 	switch {
 	case to != nil && (o.to == "" || to.ID == o.to):
 		out.say(transferMoved, from, to, "leadership moved from %s to %s (token %d)", dashed(from.ID), dashed(to.ID), to.Token)
@@ -180,34 +177,6 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 	out.say(transferTimeout, from, nil, "leader %s did not hand over within %v: %s; request withdrawn",
 		dashed(from.ID), o.timeout, whyNoHandover(client, key, from, o.to))
 	return exitTimeout
-}
-
-// confirmWait bounds the wait for a successor's own lock (confirmed).
-const confirmWait = 3 * time.Second
-
-// confirmed waits for the successor's own lock on a key handed to it: the
-// handover's transaction locks the key for the successor's session, then
-// the successor takes it with a lock of its own, whose ModifyIndex is its
-// fencing token (LEADERD_TOKEN). It returns the holder as last read: to
-// itself if no such write came within confirmWait (it may have come before
-// to was read) or the key moved on.
-func confirmed(ctx context.Context, c *consulhttp.Client, key string, to *elect.Leader) *elect.Leader {
-	ctx, cancel := context.WithTimeout(ctx, confirmWait)
-	defer cancel()
-	index := to.Token
-	for {
-		p, meta, err := c.GetKV(ctx, key, consulhttp.QueryOptions{Index: index, Wait: confirmWait})
-		switch {
-		case err != nil || p == nil || p.Session != to.Session:
-			return to
-		case p.ModifyIndex > to.Token:
-			if l, err := elect.CurrentLeader(ctx, c, key); err == nil && l != nil && l.Session == to.Session {
-				return l
-			}
-			return to
-		}
-		index = max(index, meta.LastIndex)
-	}
 }
 
 // withdrawTransfer deletes the request req if it is still the one in the

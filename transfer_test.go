@@ -99,15 +99,9 @@ func (f *fakeKV) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			f.requests = append(f.requests, req)
 			if id, session := f.hand(req); id != "" {
-				// The handover's transaction, then, once it saw it, the
-				// successor's own lock: its fencing token.
-				elected := strings.TrimSuffix(key, "/transfer")
-				f.hold(elected, id, session)
-				time.AfterFunc(50*time.Millisecond, func() {
-					f.mu.Lock()
-					defer f.mu.Unlock()
-					f.hold(elected, id, session)
-				})
+				// The handover's transaction: its index is the
+				// successor's fencing token.
+				f.hold(strings.TrimSuffix(key, "/transfer"), id, session)
 			}
 		}
 		_, _ = w.Write([]byte("true"))
@@ -143,13 +137,13 @@ func TestTransfer(t *testing.T) {
 		{name: "nobody leads", args: []string{"-to", "b"}, code: exitNoLeader, stderr: "leaderd transfer: nobody leads services/web/leader: nothing to transfer"},
 		{name: "-to leads already", leader: "b", args: []string{"-to", "b"}, code: exitOK, stdout: "b leads already (token "},
 		{name: "to the one asked", leader: "a", hand: toAsked, args: []string{"-to", "b"}, code: exitOK,
-			stdout: "leadership moved from a to b (token 5)", requested: []string{"b"}},
+			stdout: "leadership moved from a to b (token 4)", requested: []string{"b"}},
 		{name: "to the best other", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "c", "s-c" }, code: exitOK,
 			stdout: "leadership moved from a to c (token ", requested: []string{""}},
 		{name: "json", leader: "a", hand: toAsked, args: []string{"-to", "b", "-json"}, code: exitOK,
 			stdout: `"result":"moved","from":{"id":"a","session":"s-a"`, requested: []string{"b"}},
 		{name: "to another than asked", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "c", "s-c" }, args: []string{"-to", "b"},
-			code: exitError, stderr: "leaderd transfer: leadership moved from a to c (token 5), not to b", requested: []string{"b"}},
+			code: exitError, stderr: "leaderd transfer: leadership moved from a to c (token 4), not to b", requested: []string{"b"}},
 		{name: "not handed over", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "", "" }, args: []string{"-to", "zed", "-timeout", "300ms"},
 			code: exitTimeout, stderr: "leaderd transfer: leader a did not hand over within 300ms: zed is not a live candidate (see leaderd leader -candidates); request withdrawn",
 			requested: []string{"zed"}, withdrawn: true},

@@ -93,6 +93,23 @@ func TestACLLeastPrivilege(t *testing.T) {
 		}
 	})
 
+	t.Run("a key rule instead of key_prefix: no registry entry", func(t *testing.T) {
+		// A policy written for a leaderd before the registry: it still
+		// elects, with a warning, and nobody can hand over to it.
+		old := slices.Clone(rules)
+		old[0].text = strings.Replace(old[0].text, "key_prefix ", "key ", 1)
+		tok := aclToken(t, agent, "leaderd-old-key-rule", joinRules(old))
+		h := newHub()
+		p := start(t, h, "acl-old", append(base, "CONSUL_HTTP_TOKEN="+tok), args("old")...)
+		waitChild(t, h, 20*time.Second, 0)
+		warn := h.wait(t, 10*time.Second, 0, "the registry warning", from(p, "no permission on the candidate registry; running without an entry (no handover to us, no rank)"))
+		t.Logf("%s", warn.raw)
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 5*time.Second); code != 0 {
+			t.Errorf("exit code after SIGTERM = %d, want 0", code)
+		}
+	})
+
 	// Without any one rule, with the defaults: exit 1, one line naming
 	// what Consul said is missing. The key is watched before anything is
 	// written to it, so its missing rule shows as key:read; the node rule
