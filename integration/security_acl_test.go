@@ -102,8 +102,16 @@ func TestACLLeastPrivilege(t *testing.T) {
 		h := newHub()
 		p := start(t, h, "acl-old", append(base, "CONSUL_HTTP_TOKEN="+tok), args("old")...)
 		waitChild(t, h, 20*time.Second, 0)
-		warn := h.wait(t, 10*time.Second, 0, "the registry warning", from(p, "no permission on the candidate registry; running without an entry (no handover to us, no rank)"))
-		t.Logf("%s", warn.raw)
+		// It warns about the registry (what it says: see the README) ...
+		warn := h.wait(t, 10*time.Second, 0, "a registry warning", func(l logLine) bool {
+			return !l.stdout && l.p == p && l.str("level") == "WARN" && strings.Contains(l.msg(), "regist")
+		})
+		t.Logf("the warning: %s", warn.raw)
+		// ... and has no entry: nobody can hand over to it.
+		code, out, stderr := runOnce(t, 10*time.Second, append(base, "CONSUL_HTTP_TOKEN="+agent.Token), "leader", "-service", service, "-candidates")
+		if code != 0 || !strings.Contains(out, "leader=old ") || !strings.Contains(out, "(not in the registry)") {
+			t.Errorf("leaderd leader -candidates: exit %d, stdout %q, stderr %q; want old leading, not in the registry", code, out, stderr)
+		}
 		p.signal(t, syscall.SIGTERM)
 		if code := p.exit(t, 5*time.Second); code != 0 {
 			t.Errorf("exit code after SIGTERM = %d, want 0", code)

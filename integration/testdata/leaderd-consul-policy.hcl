@@ -17,7 +17,7 @@
 # (services/SERVICE/leader/transfer). Watch them (read); acquire, release,
 # register and hand over (write). With a `key` rule for the election key
 # only, leaderd still elects but logs a warning and runs without a registry
-# entry: no transfers to it, no rank.
+# entry: no transfers to it or by it, no rank.
 key_prefix "services/SERVICE/leader" {
   policy = "write"
 }
