@@ -55,27 +55,13 @@ func printCandidates(ctx context.Context, c *consulhttp.Client, key string, watc
 		}
 		return exitOK
 	}
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var denied error
+	wctx, wr := newWatchRetries(ctx, "leader", stderr)
+	defer wr.stop()
 	err := elect.ObserveCandidates(wctx, c, key, func(es []elect.CandidateEntry, l *elect.Leader) bool {
 		show(es, l)
 		return true
-	}, func(err error, attempt int) {
-		if consulhttp.IsPermissionDenied(err) {
-			denied = err
-			cancel()
-			return
-		}
-		fmt.Fprintf(stderr, "leaderd leader: %s (attempt %d, retrying)\n", oneLine(err), attempt)
-	})
-	if denied != nil {
-		err = denied
-	}
-	if err != nil {
-		return exitFor(stderr, "leader", err)
-	}
-	return exitOK
+	}, wr.onErr)
+	return exitFor(stderr, "leader", wr.err(err))
 }
 
 // candidatesText is the human form: an aligned table, best candidate

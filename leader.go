@@ -120,27 +120,13 @@ func showLeader(ctx context.Context, o leaderOptions, fs *flagSet, cf *consulhtt
 	}
 	// Errors are retried with backoff, except an ACL denial: retrying
 	// can't fix a missing permission.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var denied error
+	wctx, wr := newWatchRetries(ctx, "leader", stderr)
+	defer wr.stop()
 	err = elect.Observe(wctx, client, key, func(l *elect.Leader) bool {
 		show(l)
 		return true
-	}, func(err error, attempt int) {
-		if consulhttp.IsPermissionDenied(err) {
-			denied = err
-			cancel()
-			return
-		}
-		fmt.Fprintf(stderr, "leaderd leader: %s (attempt %d, retrying)\n", oneLine(err), attempt)
-	})
-	if denied != nil {
-		err = denied
-	}
-	if err != nil {
-		return exitFor(stderr, "leader", err)
-	}
-	return exitOK
+	}, wr.onErr)
+	return exitFor(stderr, "leader", wr.err(err))
 }
 
 // leaderText is the human line: key=value pairs, "-" for unknown.

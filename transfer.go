@@ -139,24 +139,18 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 
 	// Watch the key until another session holds it. Errors are retried
 	// within -timeout, except an ACL denial.
-	wctx, cancel := context.WithTimeout(ctx, o.timeout)
+	tctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
+	wctx, wr := newWatchRetries(tctx, "transfer", in.stderr)
+	defer wr.stop()
 	var to *elect.Leader
-	var denied error
 	_ = elect.Observe(wctx, client, key, func(l *elect.Leader) bool {
 		if l == nil || l.Session == from.Session {
 			return true // between terms, or not yet
 		}
 		to = l
 		return false
-	}, func(err error, attempt int) {
-		if consulhttp.IsPermissionDenied(err) {
-			denied = err
-			cancel()
-			return
-		}
-		fmt.Fprintf(in.stderr, "leaderd transfer: %s (attempt %d, retrying)\n", oneLine(err), attempt)
-	})
+	}, wr.onErr)
 	switch {
 	case to != nil && (o.to == "" || to.ID == o.to):
 		out.say(transferMoved, from, to, "leadership moved from %s to %s (token %d)", dashed(from.ID), dashed(to.ID), to.Token)
@@ -169,8 +163,8 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 	// on it long after we said it did not.
 	withdrawTransfer(client, key, req)
 	switch {
-	case denied != nil:
-		return exitFor(in.stderr, "transfer", denied)
+	case wr.denied != nil:
+		return exitFor(in.stderr, "transfer", wr.denied)
 	case ctx.Err() != nil:
 		return exitFor(in.stderr, "transfer", errors.New("interrupted; request withdrawn"))
 	}

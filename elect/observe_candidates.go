@@ -17,48 +17,48 @@ import (
 // wake it but call fn only if what it shows changed. Consul errors are
 // retried with backoff and passed to onErr if it is not nil.
 func ObserveCandidates(ctx context.Context, c KVLister, key string, fn func([]CandidateEntry, *Leader) bool, onErr func(err error, attempt int)) error {
+	w := watch[[]consulhttp.KVPair]{read: func(ctx context.Context, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
+		return c.ListKV(ctx, key, q)
+	}}
+	defer w.stop()
 	var (
-		q       blockingQuery
-		first   = true
+		shown   bool
 		entries []CandidateEntry
 		leader  *Leader
 	)
-	for {
-		sent := time.Now()
-		asked := q.index
-		pairs, meta, err := c.ListKV(ctx, key, consulhttp.QueryOptions{Index: asked, Wait: DefaultWatchWait})
-		if ctx.Err() != nil {
+	for sleepCtx(ctx, time.Until(w.at)) {
+		w.start(ctx, DefaultWatchWait, false)
+		var a answer[[]consulhttp.KVPair]
+		select {
+		case <-ctx.Done():
 			return nil
+		case a = <-w.ch:
+			w.received()
 		}
-		if err != nil {
-			wait := q.failed(time.Now())
+		if a.err != nil {
+			w.failed(a.recv)
 			if onErr != nil {
-				onErr(err, q.fails)
-			}
-			if !sleepCtx(ctx, wait) {
-				return nil
+				onErr(a.err, w.fails)
 			}
 			continue
 		}
-		_, wait := q.answered(asked, meta.LastIndex, time.Since(sent), DefaultWatchWait)
+		w.answered(a.asked, a.meta.LastIndex, a.recv.Sub(a.sent), DefaultWatchWait)
 		var p *consulhttp.KVPair
-		for i := range pairs {
-			if pairs[i].Key == key {
-				p = &pairs[i]
+		for i := range a.val {
+			if a.val[i].Key == key {
+				p = &a.val[i]
 			}
 		}
-		es, ld := parseRegistry(key, pairs, p), decodeLeader(p)
-		if first || !sameRegistry(entries, es) || !sameLeaderSession(leader, ld) {
-			first = false
-			entries, leader = es, ld
-			if !fn(slices.Clone(es), ld) {
-				return nil
-			}
+		es, ld := parseRegistry(key, a.val, p), decodeLeader(p)
+		if shown && sameRegistry(entries, es) && sameLeaderSession(leader, ld) {
+			continue
 		}
-		if wait > 0 && !sleepCtx(ctx, wait) {
+		shown, entries, leader = true, es, ld
+		if !fn(slices.Clone(es), ld) {
 			return nil
 		}
 	}
+	return nil
 }
 
 // sameLeaderSession: the same session holds the key (as Observe tells changes).
