@@ -94,7 +94,9 @@ func (l *loop) stepDownTo(reason Reason, succ *CandidateEntry) (moved bool) {
 	clear(l.reg.firstSeen)
 	switch reason {
 	case ReasonReleased, ReasonShutdown, ReasonTransferred, ReasonPreempted:
-		if moved = l.handOver(t.Session, succ); !moved {
+		// A handover needs Consul: when it was unreachable a moment ago,
+		// only try the release and let the followers race.
+		if moved = l.st.Reachable && l.handOver(t.Session, succ); !moved {
 			l.release(t.Session, false)
 		}
 	case ReasonLeaseExpired, ReasonSessionInvalidated:

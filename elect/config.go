@@ -57,6 +57,7 @@ const (
 	FieldWatchWait      = "WatchWait"
 	FieldReleaseTimeout = "ReleaseTimeout"
 	FieldSession        = "Session"
+	FieldPriority       = "Priority"
 	FieldPriorityHold   = "PriorityHold"
 	FieldRankStep       = "RankStep"
 )
@@ -160,6 +161,12 @@ func (c Config) validate() error {
 	}
 	if c.ReleaseTimeout < 0 {
 		bad([]string{FieldReleaseTimeout}, "release timeout %v must not be negative", c.ReleaseTimeout)
+	}
+	if c.PriorityHold < 0 {
+		bad([]string{FieldPriorityHold}, "priority hold %v must not be negative", c.PriorityHold)
+	}
+	if c.RankStep < 0 || c.RankStep > 10*time.Second {
+		bad([]string{FieldRankStep}, "rank step %v must be between 0 and 10s", c.RankStep)
 	}
 	if c.Session != nil {
 		if c.TTL != 0 || c.LockDelay != 0 || c.RenewInterval != 0 || c.CheckTTL != 0 || c.Behavior != "" {
