@@ -40,6 +40,7 @@ var flagOfField = map[string]string{
 	elect.FieldRenewInterval: "renew-interval",
 	elect.FieldCheckTTL:      "check-ttl",
 	elect.FieldMargin:        "kill-timeout",
+	elect.FieldPriority:      "priority",
 	elect.FieldPriorityHold:  "priority-hold",
 }
 

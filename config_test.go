@@ -83,7 +83,7 @@ func TestBadInput(t *testing.T) {
 		{"consul-tags without listen", []string{"run", "-publish", "consul-tags", "-listen", ""}, svc, `-publish consul-tags: needs -listen`},
 		{"unparsable priority", []string{"run", "-priority", "high"}, svc, `invalid value "high" for flag -priority: parse error`},
 		{"unparsable priority env", []string{"run"}, append(svc, "LEADERD_PRIORITY", "1.5"), `invalid value "1.5" for LEADERD_PRIORITY`},
-		{"negative priority hold", []string{"run", "-priority-hold=-1s"}, svc, `invalid -priority-hold -1s: must be above 0s`},
+		{"negative priority hold", []string{"run", "-priority-hold=-1s"}, svc, `invalid -priority-hold: priority hold -1s must not be negative`},
 		{"zero priority hold from env", []string{"run"}, append(svc, "LEADERD_PRIORITY_HOLD", "0s"), `invalid LEADERD_PRIORITY_HOLD 0s: must be above 0s`},
 		{"priority with slots", []string{"run", "-n", "3", "-priority", "5"}, svc, `-priority ranks candidates for one leader: not with -n 3`},
 		{"priority hold with slots from env", []string{"run", "-n", "2"}, append(svc, "LEADERD_PRIORITY_HOLD", "5s"), `LEADERD_PRIORITY_HOLD ranks candidates for one leader: not with -n 2`},

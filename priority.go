@@ -27,8 +27,8 @@ func registerPriorityFlags(fs *flagSet, cfg *runConfig) {
 func priorityErrors(cfg runConfig, fs *flagSet) []error {
 	var errs []error
 	// elect reads a zero hold as its default (10s): refuse it rather than
-	// wait 10s for a user who asked for no wait. Unless elect has a verdict
-	// on the hold itself, which timingErrors reports under the flag's name.
+	// wait 10s for a user who asked for no wait. elect's own verdict on the
+	// hold (negative) is timingErrors' to report, under the flag's name.
 	if cfg.PriorityHold <= 0 && !electRefuses(cfg, elect.FieldPriorityHold) {
 		errs = append(errs, usagef("invalid %s %v: must be above 0s (a short hold such as 100ms hands over almost at once)", fs.name("priority-hold"), cfg.PriorityHold))
 	}
