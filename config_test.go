@@ -218,7 +218,7 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"run", "-h"}, []string{"Usage: leaderd run", "Exit codes:"}},
 		{[]string{"leader", "--help"}, []string{"Usage: leaderd leader", "-watch", "-candidates", "Examples:"}},
 		{[]string{"transfer", "-h"}, []string{"Usage: leaderd transfer", "-to string", "[LEADERD_TO]", "-timeout duration", "(default 30s)\n", "Exit codes:", "Examples:"}},
-		{[]string{"-h"}, []string{"  transfer ask the leader to hand over", "no\nhandover within -timeout (leaderd transfer)"}},
+		{[]string{"-h"}, []string{"  transfer ask the leader to hand over", "no\nhandover (leaderd transfer)"}},
 		{[]string{"demo", "-h"}, []string{"Usage: leaderd demo", "Examples:"}},
 		{[]string{"jobspec", "-h"}, []string{"Usage: leaderd jobspec", "-mode", "Examples:"}},
 		{[]string{"version"}, []string{"leaderd ", runtime.Version()}},

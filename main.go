@@ -14,7 +14,8 @@
 //	2  bad flags, arguments or environment
 //	3  leaderd leader, leaderd transfer: nobody leads
 //	4  leaderd run -timeout: not leading within the timeout (gave up);
-//	   leaderd transfer: the leader did not hand over within -timeout
+//	   leaderd transfer: the leader refused to hand over, or did not within
+//	   -timeout
 //
 // leaderd run with a command exits with the command's own code when the
 // command exits by itself (128+n when it died of signal n).
@@ -116,8 +117,8 @@ const mainUsageTail = `  version  print the version
 
 Exit codes: 0 ok, 1 runtime error, 2 bad input, 3 no leader (leaderd leader,
 leaderd transfer), 4 not leading within -timeout (leaderd run) or no
-handover within -timeout (leaderd transfer); leaderd run exits with its
-command's code when the command exits by itself.
+handover (leaderd transfer); leaderd run exits with its command's code when
+the command exits by itself.
 
 Examples:
   go run . demo                       # see it work, nothing to install

@@ -38,9 +38,10 @@ rule key_prefix "<key>" { policy = "write" }).
 
 Exit codes: 0 leadership moved (or -to leads already); 1 it moved to another
 candidate than -to, or an error (Consul unreachable, ACL denied); 2 bad
-flags; 3 nobody leads; 4 the leader did not hand over within -timeout (-to is
-not a live candidate, no other candidate is live, or the leader runs a
-leaderd without transfers); the request is then withdrawn.`
+flags; 3 nobody leads; 4 the leader did not hand over: it refused (-to is not
+a live candidate, no other candidate is live), or did not answer within
+-timeout (it runs a leaderd without transfers): the request is then
+withdrawn.`
 
 const transferExamples = `
   # drain this node: hand over to the best other candidate first
@@ -83,7 +84,7 @@ func transferCommand(fs *flagSet) action {
 	fs.StringVar(&o.service, "service", "", "service name; the key is "+elect.KeyFor("<service>")+" (in Nomad: defaults like leaderd run)")
 	fs.StringVar(&o.key, "key", "", "Consul KV key of the election (wins over -service)")
 	fs.StringVar(&o.to, "to", "", "id of the candidate to hand over to (default: the best other live candidate)")
-	fs.Var(durationValue{&o.timeout}, "timeout", "give up (exit 4) and withdraw the request if the leader has not handed over within this long")
+	fs.Var(durationValue{&o.timeout}, "timeout", "give up (exit 4) and withdraw the request if the leader has neither handed over nor refused within this long")
 	fs.BoolVar(&o.asJSON, "json", false, "print the outcome as one JSON line")
 	// LEADERD_TIMEOUT is leaderd run's -timeout: not this one.
 	fs.noEnv["timeout"], fs.noEnv["json"] = true, true
@@ -137,20 +138,9 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 		return exitFor(in.stderr, "transfer", err)
 	}
 
-	// Watch the key until another session holds it. Errors are retried
-	// within -timeout, except an ACL denial.
 	tctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	wctx, wr := newWatchRetries(tctx, "transfer", in.stderr)
-	defer wr.stop()
-	var to *elect.Leader
-	_ = elect.Observe(wctx, client, key, func(l *elect.Leader) bool {
-		if l == nil || l.Session == from.Session {
-			return true // between terms, or not yet
-		}
-		to = l
-		return false
-	}, wr.onErr)
+	to, refused, denied := awaitHandover(tctx, client, key, from, req, in.stderr)
 	switch {
 	case to != nil && (o.to == "" || to.ID == o.to):
 		out.say(transferMoved, from, to, "leadership moved from %s to %s (token %d)", dashed(from.ID), dashed(to.ID), to.Token)
@@ -158,13 +148,16 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 	case to != nil:
 		out.say(transferOther, from, to, "leadership moved from %s to %s (token %d), not to %s", dashed(from.ID), dashed(to.ID), to.Token, o.to)
 		return exitError
+	case refused:
+		out.say(transferTimeout, from, nil, "leader %s did not hand over: %s", dashed(from.ID), whyNoHandover(client, key, from, o.to))
+		return exitTimeout
 	}
 	// Nothing moved: withdraw the request, so that the leader does not act
 	// on it long after we said it did not.
 	withdrawTransfer(client, key, req)
 	switch {
-	case wr.denied != nil:
-		return exitFor(in.stderr, "transfer", wr.denied)
+	case denied != nil:
+		return exitFor(in.stderr, "transfer", denied)
 	case ctx.Err() != nil:
 		return exitFor(in.stderr, "transfer", errors.New("interrupted; request withdrawn"))
 	}
@@ -173,17 +166,85 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 	return exitTimeout
 }
 
+// awaitHandover watches the key until another session holds it (to), or
+// until the leader took the request req away without handing over: it
+// refused it (no such live candidate), as a leaderd with transfers does.
+// Errors are retried until ctx ends, except an ACL denial (denied).
+func awaitHandover(ctx context.Context, c *consulhttp.Client, key string, from *elect.Leader, req elect.TransferRequest, stderr io.Writer) (to *elect.Leader, refused bool, denied error) {
+	wctx, wr := newWatchRetries(ctx, "transfer", stderr)
+	gone, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		if requestGone(wctx, c, key, req) {
+			close(gone)
+			wr.stop()
+		}
+	}()
+	defer func() { wr.stop(); <-done }()
+	_ = elect.Observe(wctx, c, key, func(l *elect.Leader) bool {
+		if l == nil || l.Session == from.Session {
+			return true // between terms, or not yet
+		}
+		to = l
+		return false
+	}, wr.onErr)
+	select {
+	case <-gone:
+	default:
+		return to, false, wr.denied
+	}
+	if to != nil {
+		return to, false, nil
+	}
+	// The leader acts on a request before it deletes it: if the key moved,
+	// it shows now.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if l, err := elect.CurrentLeader(rctx, c, key); err == nil && l != nil && l.Session != from.Session {
+		return l, false, nil
+	}
+	return nil, true, nil
+}
+
+// requestGone watches the transfer key until it no longer holds req (it
+// reports true) or ctx ends (false). A failed read is retried every second.
+func requestGone(ctx context.Context, c *consulhttp.Client, key string, req elect.TransferRequest) bool {
+	var index uint64
+	for {
+		p, meta, err := c.GetKV(ctx, elect.TransferKey(key), consulhttp.QueryOptions{Index: index, Wait: elect.DefaultWatchWait})
+		switch {
+		case ctx.Err() != nil:
+			return false
+		case err != nil:
+			index = 0
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(time.Second):
+			}
+		case !isRequest(p, req):
+			return true
+		case meta.LastIndex < index: // Consul's state was rebuilt: read afresh
+			index = 0
+		default:
+			index = max(meta.LastIndex, 1)
+		}
+	}
+}
+
+// isRequest says whether the transfer key p holds req.
+func isRequest(p *consulhttp.KVPair, req elect.TransferRequest) bool {
+	var got elect.TransferRequest
+	return p != nil && json.Unmarshal(p.Value, &got) == nil && got.Nonce == req.Nonce
+}
+
 // withdrawTransfer deletes the request req if it is still the one in the
 // key (another leaderd transfer may have written its own since).
 func withdrawTransfer(c *consulhttp.Client, key string, req elect.TransferRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p, _, err := c.GetKV(ctx, elect.TransferKey(key), consulhttp.QueryOptions{})
-	if err != nil || p == nil {
-		return
-	}
-	var got elect.TransferRequest
-	if json.Unmarshal(p.Value, &got) != nil || got.Nonce != req.Nonce {
+	if err != nil || !isRequest(p, req) {
 		return
 	}
 	_, _ = c.DeleteCASKV(ctx, elect.TransferKey(key), p.ModifyIndex)

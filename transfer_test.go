@@ -29,6 +29,7 @@ type fakeKV struct {
 	// plays the leader, returning the id and session to hand the key to
 	// ("": ignore the request).
 	hand     func(req elect.TransferRequest) (id, session string)
+	drop     bool // the leader deletes a request once it handled it, as elect's does
 	denyPuts bool
 	requests []elect.TransferRequest
 }
@@ -103,6 +104,10 @@ func (f *fakeKV) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				// successor's fencing token.
 				f.hold(strings.TrimSuffix(key, "/transfer"), id, session)
 			}
+			if f.drop {
+				delete(f.kv, key)
+				f.index++
+			}
 		}
 		_, _ = w.Write([]byte("true"))
 	case http.MethodDelete:
@@ -127,6 +132,7 @@ func TestTransfer(t *testing.T) {
 		leader    string // "" nobody
 		hand      func(elect.TransferRequest) (string, string)
 		denyPuts  bool
+		drop      bool
 		args      []string
 		code      int
 		stdout    string // substring
@@ -149,6 +155,11 @@ func TestTransfer(t *testing.T) {
 			requested: []string{"zed"}, withdrawn: true},
 		{name: "not handed over, json", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "", "" }, args: []string{"-timeout", "300ms", "-json"},
 			code: exitTimeout, stdout: `"result":"timeout","from":{"id":"a"`, requested: []string{""}, withdrawn: true},
+		{name: "refused", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "", "" }, drop: true, args: []string{"-to", "zed"},
+			code: exitTimeout, stderr: "leaderd transfer: leader a did not hand over: zed is not a live candidate (see leaderd leader -candidates)\n",
+			requested: []string{"zed"}, withdrawn: true},
+		{name: "moved, request deleted", leader: "a", hand: toAsked, drop: true, args: []string{"-to", "b"}, code: exitOK,
+			stdout: "leadership moved from a to b (token 4)", requested: []string{"b"}, withdrawn: true},
 		{name: "acl denies the request", leader: "a", denyPuts: true, args: []string{"-to", "b"}, code: exitError,
 			stderr: "lacks permission 'key:write' on \"services/web/leader/transfer\""},
 	}
@@ -156,13 +167,17 @@ func TestTransfer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f, addr := newFakeKV(t)
-			f.hand, f.denyPuts = tc.hand, tc.denyPuts
+			f.hand, f.denyPuts, f.drop = tc.hand, tc.denyPuts, tc.drop
 			if tc.leader != "" {
 				f.hold(key, tc.leader, "s-"+tc.leader)
 			}
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"transfer", "-service", "web", "-http-addr", addr}, tc.args...)
+			t0 := time.Now()
 			code := run(context.Background(), args, envMap(), &stdout, &stderr)
+			if took := time.Since(t0); took > 5*time.Second {
+				t.Errorf("took %v: waited out the default -timeout?", took)
+			}
 			if code != tc.code {
 				t.Errorf("exit code %d, want %d; stdout %q, stderr %q", code, tc.code, stdout.String(), stderr.String())
 			}
