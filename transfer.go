@@ -31,7 +31,7 @@ lock-delay. leaderd transfer writes the request to <key>/transfer and
 watches the key until the leader changed, then prints
 "leadership moved from A to B (token N)". -json prints one JSON line:
 {"time", "result", "from", "to", "requested"} with result moved, leads
-(-to already leads), other, no_leader or timeout.
+(-to already leads), other, no_leader, refused or timeout.
 
 Needs only what leaderd run has: write access under the key (a Consul ACL
 rule key_prefix "<key>" { policy = "write" }).
@@ -63,7 +63,7 @@ type transferOptions struct {
 // transferLine is `leaderd transfer -json`'s line.
 type transferLine struct {
 	Time      time.Time          `json:"time"`
-	Result    string             `json:"result"` // moved, leads, other, no_leader, timeout
+	Result    string             `json:"result"` // moved, leads, other, no_leader, refused, timeout
 	From      *status.LeaderView `json:"from"`   // the leader asked to hand over
 	To        *status.LeaderView `json:"to"`     // the leader after it, if it changed
 	Requested string             `json:"requested,omitempty"`
@@ -75,6 +75,7 @@ const (
 	transferLeads    = "leads"
 	transferOther    = "other"
 	transferNoLeader = "no_leader"
+	transferRefused  = "refused"
 	transferTimeout  = "timeout"
 )
 
@@ -149,7 +150,7 @@ func transfer(ctx context.Context, o transferOptions, fs *flagSet, cf *consulhtt
 		out.say(transferOther, from, to, "leadership moved from %s to %s (token %d), not to %s", dashed(from.ID), dashed(to.ID), to.Token, o.to)
 		return exitError
 	case refused:
-		out.say(transferTimeout, from, nil, "leader %s did not hand over: %s", dashed(from.ID), whyNoHandover(client, key, from, o.to))
+		out.say(transferRefused, from, nil, "leader %s did not hand over: %s", dashed(from.ID), whyNoHandover(client, key, from, o.to))
 		return exitTimeout
 	}
 	// Nothing moved: withdraw the request, so that the leader does not act

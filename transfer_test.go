@@ -158,6 +158,8 @@ func TestTransfer(t *testing.T) {
 		{name: "refused", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "", "" }, drop: true, args: []string{"-to", "zed"},
 			code: exitTimeout, stderr: "leaderd transfer: leader a did not hand over: zed is not a live candidate (see leaderd leader -candidates)\n",
 			requested: []string{"zed"}, withdrawn: true},
+		{name: "refused, json", leader: "a", hand: func(elect.TransferRequest) (string, string) { return "", "" }, drop: true, args: []string{"-json"},
+			code: exitTimeout, stdout: `"result":"refused","from":{"id":"a"`, requested: []string{""}, withdrawn: true},
 		{name: "moved, request deleted", leader: "a", hand: toAsked, drop: true, args: []string{"-to", "b"}, code: exitOK,
 			stdout: "leadership moved from a to b (token 4)", requested: []string{"b"}, withdrawn: true},
 		{name: "acl denies the request", leader: "a", denyPuts: true, args: []string{"-to", "b"}, code: exitError,
