@@ -65,7 +65,7 @@ func (l *loop) register() {
 	switch {
 	case err != nil && consulhttp.IsPermissionDenied(err):
 		l.reg.disabled = true
-		l.log.Warn("no permission on the candidate registry; running without an entry (no handover to us, no rank)", "key", l.reg.entryKey, "err", err)
+		l.log.Warn("no permission on the candidate registry; running without an entry (no handover to us, no rank)", "entry", l.reg.entryKey, "err", err)
 	case err != nil:
 		if errors.Is(err, consulhttp.ErrSessionNotFound) && l.ctx.Err() == nil {
 			l.session.requestReset(sid)
@@ -77,10 +77,10 @@ func (l *loop) register() {
 		// in the lock-delay of an invalidated one, or held by another
 		// candidate with our id.
 		d := l.reg.retry.failed(time.Now())
-		l.log.Warn("registry entry held by another session or in its lock-delay; retrying", "key", l.reg.entryKey, "retry_in", d)
+		l.log.Warn("registry entry held by another session or in its lock-delay; retrying", "entry", l.reg.entryKey, "retry_in", d)
 	default:
 		l.reg.registered, l.reg.retry = sid, retry{}
-		l.log.Debug("registered", "key", l.reg.entryKey, "priority", l.reg.priority)
+		l.log.Debug("registered", "entry", l.reg.entryKey, "priority", l.reg.priority)
 	}
 }
 
@@ -248,7 +248,7 @@ func (l *loop) prune(pairs []consulhttp.KVPair) {
 		_, _, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnDeleteCAS, Key: kv.Key, Index: kv.ModifyIndex}})
 		cancel()
 		if err != nil {
-			l.log.Debug("prune failed", "key", kv.Key, "err", err)
+			l.log.Debug("prune failed", "entry", kv.Key, "err", err)
 			return
 		}
 	}

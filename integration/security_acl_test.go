@@ -102,10 +102,14 @@ func TestACLLeastPrivilege(t *testing.T) {
 		h := newHub()
 		p := start(t, h, "acl-old", append(base, "CONSUL_HTTP_TOKEN="+tok), args("old")...)
 		waitChild(t, h, 20*time.Second, 0)
-		// It warns about the registry (what it says: see the README) ...
+		// It warns once that it runs without the registry, naming the
+		// permission (Consul rolls a denied transaction back with 409) ...
 		warn := h.wait(t, 10*time.Second, 0, "a registry warning", func(l logLine) bool {
-			return !l.stdout && l.p == p && l.str("level") == "WARN" && strings.Contains(l.msg(), "regist")
+			return !l.stdout && l.p == p && l.str("level") == "WARN" && strings.Contains(l.msg(), "no permission on the candidate registry")
 		})
+		if !strings.Contains(warn.raw, "key:write") {
+			t.Errorf("registry warning %s: want the permission Consul named (key:write)", warn.raw)
+		}
 		t.Logf("the warning: %s", warn.raw)
 		// ... and has no entry: nobody can hand over to it.
 		code, out, stderr := runOnce(t, 10*time.Second, append(base, "CONSUL_HTTP_TOKEN="+agent.Token), "leader", "-service", service, "-candidates")
