@@ -263,7 +263,7 @@ func (l *loop) onTransferRequest(kv consulhttp.KVPair) {
 	defer l.dropRequest(kv)
 	switch {
 	case err != nil:
-		l.log.Warn("ignoring a transfer request that is not JSON", "key", kv.Key)
+		l.log.Warn("ignoring a transfer request that is not JSON", "request", kv.Key)
 		return
 	case kv.ModifyIndex < l.term.Token:
 		l.log.Info("ignoring a transfer request older than this term", "to", req.To)
