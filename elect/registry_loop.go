@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
@@ -241,7 +242,8 @@ func (l *loop) onRegistry(a answer[[]consulhttp.KVPair]) {
 // session), each only if unchanged since read.
 func (l *loop) prune(pairs []consulhttp.KVPair) {
 	for _, kv := range pairs {
-		if kv.Session != "" || kv.Key == TransferKey(l.key) || kv.Key == l.reg.entryKey {
+		// Only entries: anything else a user keeps under the key is not ours.
+		if kv.Session != "" || !strings.HasPrefix(kv.Key, CandidatesPrefix(l.key)) || kv.Key == l.reg.entryKey {
 			continue
 		}
 		ctx, cancel := l.writeCtx(true)

@@ -19,6 +19,8 @@ import (
 func TestTransferToNamedAndBest(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFake(t)
+		f.put("services/web/leader/config", []byte("a user's key under the election key"))
+		f.put(CandidatesPrefix("services/web/leader")+"gone", []byte(`{"id":"gone","session":"dead"}`))
 		a := start(t, f, "a", Config{})
 		synctest.Wait()
 		b := start(t, f, "b", Config{})
@@ -65,6 +67,13 @@ func TestTransferToNamedAndBest(t *testing.T) {
 		// The old leader stepped down (its work stopped) before the key moved.
 		if diff := cmp.Diff([]string{"elected " + fmt.Sprint(ta[0]), "stepdown " + fmt.Sprint(ta[0]) + " transferred"}, a.hookLog()); diff != "" {
 			t.Errorf("a's callbacks (-want +got):\n%s", diff)
+		}
+		// The leader pruned the dead entry, and nothing else.
+		if p, _, _ := f.GetKV(t.Context(), "services/web/leader/config", consulhttp.QueryOptions{}); p == nil {
+			t.Errorf("a key under the election key that is not an entry was deleted")
+		}
+		if p, _, _ := f.GetKV(t.Context(), CandidatesPrefix("services/web/leader")+"gone", consulhttp.QueryOptions{}); p != nil {
+			t.Errorf("a dead candidate's entry was not pruned")
 		}
 		for _, x := range []*cand{a, b, c, d} {
 			x.stop(t)
