@@ -105,7 +105,8 @@ package elect
 //     seen, acquire, confirm, step down, release).
 //   - registry.go: the candidate registry's layout, ranking, Candidates
 //     and RequestTransfer; registry_loop.go the loop's side of it
-//     (register, rank, hand over, transfer requests, priorities).
+//     (register, rank, hand over, take a key handed over), registry_lead.go
+//     the leader's (its watch: transfer requests, priorities, pruning).
 //   - slots_loop.go, slots_join.go: Slots' loop (the prefix as last seen,
 //     contend, join, leave).
 //   - observe.go (CurrentLeader, Observe), events.go (the event queue),
