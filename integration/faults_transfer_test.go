@@ -1,0 +1,499 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
+	"github.com/leaderd/leaderd/elect"
+	"github.com/leaderd/leaderd/integration/consultest"
+	"github.com/leaderd/leaderd/integration/history"
+)
+
+// The handover tests: a leader that lets go (SIGTERM) stops its child,
+// then moves the key in one transaction [unlock ours, lock theirs] to the
+// best live candidate, which leads on seeing its own session on the key.
+// Each leaderd talks to Consul through a consulTap of its own, so a test
+// sees which candidate wrote what, and can act at the very moment a
+// handover passes.
+
+// tapOp is one operation of a transaction as it went to Consul.
+type tapOp struct{ Verb, Key, Session string }
+
+// tapTxn is one PUT /v1/txn a candidate sent: its ops, when it was
+// received, and Consul's answer (409: rolled back).
+type tapTxn struct {
+	At   time.Time
+	Ops  []tapOp
+	Code int
+}
+
+// lonelock: a lone lock of key, an acquire.
+func (x tapTxn) lonelock(key string) bool {
+	return len(x.Ops) == 1 && x.Ops[0].Verb == consulhttp.TxnLock && x.Ops[0].Key == key
+}
+
+// handover: [unlock key, lock key], a handover.
+func (x tapTxn) handover(key string) bool {
+	return len(x.Ops) == 2 && x.Ops[0].Verb == consulhttp.TxnUnlock && x.Ops[0].Key == key &&
+		x.Ops[1].Verb == consulhttp.TxnLock && x.Ops[1].Key == key
+}
+
+// consulTap is an HTTP reverse proxy between one leaderd and its Consul
+// agent that records the transactions and releases that candidate sends,
+// and can run a hook before a transaction is forwarded.
+type consulTap struct {
+	name string
+	addr string
+	rp   *httputil.ReverseProxy
+
+	mu       sync.Mutex
+	txns     []tapTxn
+	releases []time.Time // PUT /v1/kv/…?release=
+	before   func(ops []tapOp)
+}
+
+func startConsulTap(t *testing.T, name, target string) *consulTap {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &consulTap{name: name, addr: ln.Addr().String(),
+		rp: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})}
+	// Canceled blocking queries are routine: answer 502 quietly.
+	p.rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusBadGateway) }
+	srv := &http.Server{Handler: p, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) // returns when closed at cleanup
+	t.Cleanup(func() { srv.Close() })
+	return p
+}
+
+// onTxn runs f (nil: nothing) on every transaction before it is forwarded.
+func (p *consulTap) onTxn(f func(ops []tapOp)) {
+	p.mu.Lock()
+	p.before = f
+	p.mu.Unlock()
+}
+
+// codeWriter keeps the status code of an answer.
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *codeWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *codeWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (p *consulTap) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/v1/kv/") && r.URL.Query().Has("release") {
+		p.mu.Lock()
+		p.releases = append(p.releases, time.Now())
+		p.mu.Unlock()
+	}
+	if r.Method != http.MethodPut || r.URL.Path != "/v1/txn" {
+		p.rp.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var raw []struct{ KV tapOp }
+	_ = json.Unmarshal(body, &raw)
+	x := tapTxn{At: time.Now()}
+	for _, op := range raw {
+		x.Ops = append(x.Ops, op.KV)
+	}
+	p.mu.Lock()
+	before := p.before
+	p.mu.Unlock()
+	if before != nil {
+		before(x.Ops)
+	}
+	cw := &codeWriter{ResponseWriter: w, code: http.StatusOK}
+	p.rp.ServeHTTP(cw, r)
+	x.Code = cw.code
+	p.mu.Lock()
+	p.txns = append(p.txns, x)
+	p.mu.Unlock()
+}
+
+// seen returns the transactions received from from on that match.
+func (p *consulTap) seen(from time.Time, match func(tapTxn) bool) []tapTxn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []tapTxn
+	for _, x := range p.txns {
+		if !x.At.Before(from) && match(x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// releasedSince counts the releases received from from on.
+func (p *consulTap) releasedSince(from time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, at := range p.releases {
+		if !at.Before(from) {
+			n++
+		}
+	}
+	return n
+}
+
+// transferRig is a handover test's world: one Consul agent, a fault rig,
+// and a tap per candidate.
+type transferRig struct {
+	*faultRig
+	agent  *consultest.Agent
+	client *consulhttp.Client
+	key    string
+	procs  map[string]*faultProc
+	taps   map[string]*consulTap
+}
+
+// transferChild: the child takes 1s to stop after SIGTERM, as real
+// programs do; leaderd kills its group at -kill-timeout (500ms), so a
+// handover comes about half a second after the signal.
+var transferChild = history.ChildStopDelayEnv + "=1"
+
+// newTransferRig starts candidate names[0] and waits until it leads, then
+// the others, each following it, and waits until all are registered.
+func newTransferRig(t *testing.T, service string, names ...string) *transferRig {
+	t.Helper()
+	agent := faultAgent(t)
+	c, err := consulhttp.NewClient(consulhttp.Config{Address: agent.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &transferRig{faultRig: newFaultRig(t, service), agent: agent, client: c, key: elect.KeyFor(service),
+		procs: map[string]*faultProc{}, taps: map[string]*consulTap{}}
+	for i, name := range names {
+		tap := startConsulTap(t, name, agent.Addr)
+		tr.taps[name] = tap
+		p := tr.start(name, tap.addr, nil, transferChild)
+		tr.procs[name] = p
+		if i == 0 {
+			tr.leading(30*time.Second, 0, p)
+		} else {
+			tr.following(30*time.Second, 0, p, names[0])
+		}
+	}
+	tr.registered(len(names), 30*time.Second)
+	return tr
+}
+
+// registered waits until n candidates are live in the registry and returns
+// them, best first. Nothing announces a registration to the test: it polls.
+func (tr *transferRig) registered(n int, timeout time.Duration) []elect.CandidateEntry {
+	tr.t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(timeout); ; <-tick.C {
+		es, _, err := elect.Candidates(context.Background(), tr.client, tr.key)
+		live := 0
+		for _, e := range es {
+			if e.Live {
+				live++
+			}
+		}
+		if err == nil && live == n {
+			return es
+		}
+		if time.Now().After(deadline) {
+			tr.t.Fatalf("%d live candidates registered after %v, want %d (err %v): %+v", live, timeout, n, err, es)
+		}
+	}
+}
+
+// successorOf is the best live candidate other than the leader: who a
+// handover goes to.
+func successorOf(es []elect.CandidateEntry) elect.CandidateEntry {
+	for _, e := range es {
+		if e.Live && !e.Leading {
+			return e
+		}
+	}
+	return elect.CandidateEntry{}
+}
+
+// keyNow reads the election key.
+func (tr *transferRig) keyNow() consulhttp.KVPair {
+	tr.t.Helper()
+	p, _, err := tr.client.GetKV(context.Background(), tr.key, consulhttp.QueryOptions{})
+	if err != nil || p == nil {
+		tr.t.Fatalf("read %s: %+v, %v", tr.key, p, err)
+	}
+	return *p
+}
+
+// acquiresSince are the lone locks of the key that reached Consul from
+// from on, by candidate.
+func (tr *transferRig) acquiresSince(from time.Time) map[string][]tapTxn {
+	out := map[string][]tapTxn{}
+	for name, tap := range tr.taps {
+		if xs := tap.seen(from, func(x tapTxn) bool { return x.lonelock(tr.key) }); len(xs) > 0 {
+			out[name] = xs
+		}
+	}
+	return out
+}
+
+// stopAll stops every candidate still running, the leader last so that
+// nobody is handed the key on the way out.
+func (tr *transferRig) stopAll(leader string) {
+	tr.t.Helper()
+	for name, p := range tr.procs {
+		if name != leader && !p.exited() {
+			p.stop()
+		}
+	}
+	if p := tr.procs[leader]; p != nil && !p.exited() {
+		p.stop()
+	}
+}
+
+func (p *faultProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// TestFaultHandoverOneSuccessor: five candidates; the leader is SIGTERMed.
+// It stops its child (1s), then hands the key in one transaction to the
+// best live candidate, which leads with no lock-delay and no race: the
+// followers send no acquire at all, the key's LockIndex goes up by exactly
+// one (the handover's lock), and the successor's child starts well within
+// the lock-delay after the old child died.
+func TestFaultHandoverOneSuccessor(t *testing.T) {
+	t.Parallel()
+	tr := newTransferRig(t, "handover", "a", "b", "c", "d", "e")
+	want := successorOf(tr.registered(5, 10*time.Second))
+	before := tr.keyNow()
+
+	mark := tr.mark()
+	sent := tr.note(history.Fault, "a", "SIGTERM")
+	tr.procs["a"].signal(syscall.SIGTERM)
+	next := tr.leading(10*time.Second, mark, nil)
+	if code := tr.procs["a"].exit(10 * time.Second); code != 0 {
+		t.Errorf("leaderd a exited %d after SIGTERM, want 0", code)
+	}
+	after := tr.keyNow()
+	dead := tr.wait(5*time.Second, mark, "a's child reaped", evIs(history.ChildReaped, "a"))
+
+	handovers := tr.taps["a"].seen(sent, func(x tapTxn) bool { return x.handover(tr.key) })
+	acquires := tr.acquiresSince(sent)
+	gap := next.elected.At.Sub(dead.At)
+	t.Logf("SIGTERM of a: its child reaped %s later; %s elected %s after that, its child started %s after it; handover txns from a: %d; acquires from anyone: %v; LockIndex %d → %d",
+		faultMS(dead.At.Sub(sent)), next.elected.Candidate, faultMS(gap), faultMS(next.child.At.Sub(dead.At)), len(handovers), acquires, before.LockIndex, after.LockIndex)
+
+	if next.elected.Candidate != want.ID {
+		t.Errorf("%s leads after the handover, want %s, the best live candidate", next.elected.Candidate, want.ID)
+	}
+	if len(handovers) != 1 || handovers[0].Code != http.StatusOK || handovers[0].Ops[0].Session != before.Session || handovers[0].Ops[1].Session != want.Session {
+		t.Errorf("a's handover transactions %+v, want one [unlock %s, lock %s] answered 200", handovers, before.Session, want.Session)
+	}
+	if len(acquires) != 0 {
+		t.Errorf("acquires reached Consul during a handover: %+v; the successor should lead on the handover alone", acquires)
+	}
+	if n := tr.taps["a"].releasedSince(sent); n != 0 {
+		t.Errorf("a sent %d releases as well as its handover", n)
+	}
+	if after.Session != want.Session || after.LockIndex != before.LockIndex+1 {
+		t.Errorf("after the handover the key is held by %s with LockIndex %d, want %s's session %s with LockIndex %d (one lock)",
+			after.Session, after.LockIndex, want.ID, want.Session, before.LockIndex+1)
+	}
+	if bound := faultLockDelay / 2; gap > bound {
+		t.Errorf("%s elected %v after a's child died, want well under the lock-delay %v (at most %v)", next.elected.Candidate, gap, faultLockDelay, bound)
+	}
+	tr.stopAll(next.elected.Candidate)
+	tr.verify(history.Options{})
+}
+
+// TestFaultHandoverSuccessorVanishes: the successor's session is destroyed
+// while the leader's handover transaction is on its way to Consul. The
+// transaction fails as a whole (the key stays the leader's), the leader
+// falls back to a plain release, and exactly one other candidate leads,
+// never two at once.
+func TestFaultHandoverSuccessorVanishes(t *testing.T) {
+	t.Parallel()
+	tr := newTransferRig(t, "vanish", "a", "b", "c", "d")
+	want := successorOf(tr.registered(4, 10*time.Second))
+	before := tr.keyNow()
+
+	var once sync.Once
+	destroyed := make(chan string, 1)
+	tr.taps["a"].onTxn(func(ops []tapOp) {
+		x := tapTxn{Ops: ops}
+		if !x.handover(tr.key) {
+			return
+		}
+		once.Do(func() {
+			sid := ops[1].Session
+			tr.note(history.Fault, "", "handover to session %s on its way: destroying that session", sid)
+			if err := destroySession(tr.agent.Addr, sid); err != nil {
+				t.Errorf("destroy session %s: %v", sid, err)
+			}
+			destroyed <- sid
+		})
+	})
+
+	mark := tr.mark()
+	sent := tr.note(history.Fault, "a", "SIGTERM")
+	tr.procs["a"].signal(syscall.SIGTERM)
+	next := tr.leading(10*time.Second, mark, nil)
+	if code := tr.procs["a"].exit(10 * time.Second); code != 0 {
+		t.Errorf("leaderd a exited %d after SIGTERM, want 0", code)
+	}
+	var sid string
+	select {
+	case sid = <-destroyed:
+	default:
+		t.Fatalf("a sent no handover transaction; the history:\n%s", tr.h.Timeline())
+	}
+	handovers := tr.taps["a"].seen(sent, func(x tapTxn) bool { return x.handover(tr.key) })
+	acquires := tr.acquiresSince(sent)
+	dead := tr.wait(5*time.Second, mark, "a's child reaped", evIs(history.ChildReaped, "a"))
+	after := tr.keyNow()
+	t.Logf("a handed over to %s (session %s, destroyed on the way): answers %+v; then %d release(s); %s elected %s after a's child died; acquires %v; LockIndex %d → %d",
+		want.ID, sid, handovers, tr.taps["a"].releasedSince(sent), next.elected.Candidate, faultMS(next.elected.At.Sub(dead.At)), acquires, before.LockIndex, after.LockIndex)
+
+	if sid != want.Session {
+		t.Errorf("a handed over to session %s, want %s's %s (the best live candidate)", sid, want.ID, want.Session)
+	}
+	if len(handovers) != 1 || handovers[0].Code == http.StatusOK {
+		t.Errorf("a's handover transactions %+v, want one, rolled back", handovers)
+	}
+	if n := tr.taps["a"].releasedSince(sent); n != 1 {
+		t.Errorf("a sent %d releases after its handover failed, want 1", n)
+	}
+	if next.elected.Candidate == "a" {
+		t.Errorf("a leads again after its SIGTERM")
+	}
+	won := 0
+	for _, xs := range acquires {
+		for _, x := range xs {
+			if x.Code == http.StatusOK {
+				won++
+			}
+		}
+	}
+	if won != 1 || after.LockIndex != before.LockIndex+1 {
+		t.Errorf("%d acquires won and LockIndex %d → %d, want exactly one new holder", won, before.LockIndex, after.LockIndex)
+	}
+	tr.stopAll(next.elected.Candidate)
+	tr.verify(history.Options{})
+}
+
+// destroySession destroys session sid on the agent at addr, as an
+// operator's `consul session destroy` does. Safe off the test goroutine.
+func destroySession(addr, sid string) error {
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/v1/session/destroy/"+sid, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PUT /v1/session/destroy/%s: %s", sid, resp.Status)
+	}
+	return nil
+}
+
+// TestFaultHandoverRacingCrash: the leader is SIGTERMed and its best
+// successor SIGKILLed together: at the signal, or just as the handover
+// transaction goes to Consul. The key may go to the dead successor's
+// session, which Consul expires TTL..2×TTL after its last renew, then
+// keeps the key for the lock-delay; or, if the session is gone first, the
+// handover fails and the leader releases. Either way: never two leaders,
+// and a leader again within the crash bound.
+func TestFaultHandoverRacingCrash(t *testing.T) {
+	t.Parallel()
+	for _, atTxn := range []bool{false, true} {
+		name := map[bool]string{false: "kill with the SIGTERM", true: "kill as the handover is sent"}[atTxn]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			tr := newTransferRig(t, "race", "a", "b", "c", "d")
+			succ := successorOf(tr.registered(4, 10*time.Second))
+			victim := tr.procs[succ.ID]
+			kill := func() time.Time {
+				at := tr.note(history.Fault, victim.name, "SIGKILL")
+				syscall.Kill(victim.pid, syscall.SIGKILL)
+				return at
+			}
+			killed := make(chan time.Time, 1)
+			if atTxn {
+				var once sync.Once
+				tr.taps["a"].onTxn(func(ops []tapOp) {
+					if (tapTxn{Ops: ops}).handover(tr.key) {
+						once.Do(func() { killed <- kill() })
+					}
+				})
+			}
+			mark := tr.mark()
+			tr.note(history.Fault, "a", "SIGTERM")
+			tr.procs["a"].signal(syscall.SIGTERM)
+			if !atTxn {
+				killed <- kill()
+			}
+			if code := tr.procs["a"].exit(10 * time.Second); code != 0 {
+				t.Errorf("leaderd a exited %d after SIGTERM, want 0", code)
+			}
+			var at time.Time
+			select {
+			case at = <-killed:
+			default:
+				t.Fatalf("a sent no handover transaction; the history:\n%s", tr.h.Timeline())
+			}
+			victim.exit(5 * time.Second)
+			// The crash bound of TestFaultKillLeader, from the kill, plus a
+			// second for a's child to stop (killed at -kill-timeout).
+			bound := 2*faultTTL + faultLockDelay + faultSlack + time.Second
+			next := tr.leading(bound+faultSlack, mark, nil)
+			handovers := tr.taps["a"].seen(at.Add(-5*time.Second), func(x tapTxn) bool { return x.handover(tr.key) })
+			t.Logf("%s killed (%s); a's handover to it answered %+v; %s elected %s after the kill",
+				succ.ID, name, handovers, next.elected.Candidate, faultMS(next.elected.At.Sub(at)))
+			if next.elected.Candidate == "a" || next.elected.Candidate == succ.ID {
+				t.Errorf("%s leads: a was stopped and %s killed", next.elected.Candidate, succ.ID)
+			}
+			if d := next.elected.At.Sub(at); d > bound {
+				t.Errorf("a leader again %v after the kill, more than the bound %v", d, bound)
+			}
+			gone := tr.events(history.ProcGone, victim.name, at, time.Time{})[0].At
+			tr.stopAll(next.elected.Candidate)
+			tr.verify(history.Options{Settle: []history.Settle{{What: "after the handover and the kill", After: gone, Within: bound}}})
+		})
+	}
+}
