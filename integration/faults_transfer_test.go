@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -496,4 +497,343 @@ func TestFaultHandoverRacingCrash(t *testing.T) {
 			tr.verify(history.Options{Settle: []history.Settle{{What: "after the handover and the kill", After: gone, Within: bound}}})
 		})
 	}
+}
+
+// acquireSeen is one acquire (a lone lock of the election key) an
+// in-process candidate sent, and what came of it.
+type acquireSeen struct {
+	ID  string
+	At  time.Time // sent
+	OK  bool
+	Err error
+}
+
+// reachedConsul: Consul answered it (true, false, or an error of its own),
+// as opposed to a request that never got through.
+func (a acquireSeen) reachedConsul() bool {
+	var se *consulhttp.StatusError
+	return a.Err == nil || errors.As(a.Err, &se)
+}
+
+// acquireLog collects the acquires of every candidate of one election.
+type acquireLog struct {
+	key string
+	mu  sync.Mutex
+	all []acquireSeen
+}
+
+func (l *acquireLog) since(t time.Time) []acquireSeen {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []acquireSeen
+	for _, a := range l.all {
+		if !a.At.Before(t) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// countedConsul is a real Consul client that logs every acquire.
+type countedConsul struct {
+	*consulhttp.Client
+	id  string
+	log *acquireLog
+}
+
+func (c *countedConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
+	sent := time.Now()
+	res, ok, err := c.Client.TxnKV(ctx, ops)
+	if len(ops) == 1 && ops[0].Verb == consulhttp.TxnLock && ops[0].Key == c.log.key {
+		c.log.mu.Lock()
+		c.log.all = append(c.log.all, acquireSeen{ID: c.id, At: sent, OK: ok, Err: err})
+		c.log.mu.Unlock()
+	}
+	return res, ok, err
+}
+
+// leaderTrack follows the terms of in-process elections through their
+// hooks, and fails the test if two ever lead at once.
+type leaderTrack struct {
+	t       *testing.T
+	mu      sync.Mutex
+	holder  string
+	elected []elect.Event // Candidate in Leader.ID, Token, At
+	changed chan struct{}
+}
+
+func (lt *leaderTrack) onElected(id string, tm elect.Term) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.holder != "" {
+		lt.t.Errorf("%s elected (token %d) while %s still leads", id, tm.Token, lt.holder)
+	}
+	lt.holder = id
+	lt.elected = append(lt.elected, elect.Event{Kind: elect.KindElected, Token: tm.Token, At: time.Now(),
+		Leader: &elect.Leader{Candidate: elect.Candidate{ID: id}}})
+	close(lt.changed)
+	lt.changed = make(chan struct{})
+}
+
+func (lt *leaderTrack) onStepDown(id string) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.holder == id {
+		lt.holder = ""
+	}
+}
+
+// waitElected returns the first term won from position from on.
+func (lt *leaderTrack) waitElected(from int, timeout time.Duration) elect.Event {
+	lt.t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		lt.mu.Lock()
+		evs, changed := lt.elected, lt.changed
+		lt.mu.Unlock()
+		if len(evs) > from {
+			return evs[from]
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			lt.t.Fatalf("nobody elected within %v", timeout)
+		}
+	}
+}
+
+func (lt *leaderTrack) terms() int {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return len(lt.elected)
+}
+
+// inProcCandidate is one in-process election over a real Consul client.
+type inProcCandidate struct {
+	id   string
+	e    *elect.Election
+	stop func()
+}
+
+func startInProc(t *testing.T, id, addr string, cfg elect.Config, log *acquireLog, lt *leaderTrack) *inProcCandidate {
+	t.Helper()
+	c, err := consulhttp.NewClient(consulhttp.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Candidate = elect.Candidate{ID: id, Name: "ranked", StartedAt: time.Now()}
+	cfg.OnElected = func(tm elect.Term) { lt.onElected(id, tm) }
+	cfg.OnStepDown = func(elect.Term, elect.Reason) { lt.onStepDown(id) }
+	e, err := elect.New(&countedConsul{Client: c, id: id, log: log}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	p := &inProcCandidate{id: id, e: e}
+	var once sync.Once
+	p.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("%s: Run: %v", id, err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("%s: Run did not return 20s after cancel", id)
+			}
+		})
+	}
+	t.Cleanup(p.stop)
+	return p
+}
+
+// pollUntil polls cond every 50ms until it holds, or fails the test.
+// Nothing announces what it waits for (a registration, a follower's view).
+func pollUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(timeout); !cond(); <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+	}
+}
+
+// TestFaultRankedFailoverHundred: 120 candidates (in-process elections,
+// each with its own Consul client and session: 120 leaderd processes are
+// more than two shared cores can run). The leader crashes: its network is
+// cut and its session destroyed, which makes Consul keep the key for the
+// lock-delay. Then the candidates take the key in rank order: the best one
+// (priority 5, though it joined late) tries first and leads just after the
+// lock-delay; the others see the key taken before their turn. So the crowd
+// sends O(1) acquires, not one or more each.
+func TestFaultRankedFailoverHundred(t *testing.T) {
+	const n, best = 120, "c077"
+	agent := faultAgent(t, `limits { http_max_conns_per_client = 1000 }`)
+	key := elect.KeyFor("ranked")
+	seedKey(t, agent.Addr, key)
+	log, lt := &acquireLog{key: key}, &leaderTrack{t: t, changed: make(chan struct{})}
+	// PriorityHold: no preemption by the priority-5 candidate before the
+	// crash; the crash is what this test is about.
+	cfg := elect.Config{Key: key, TTL: 10 * time.Second, LockDelay: faultLockDelay, Margin: 500 * time.Millisecond, PriorityHold: time.Hour}
+
+	// The first leader talks through a proxy the test can drop: its crash.
+	cut := startTCPProxy(t, agent.Addr)
+	lead := startInProc(t, "c000", cut.Addr(), cfg, log, lt)
+	lt.waitElected(0, 30*time.Second)
+	cands := []*inProcCandidate{lead}
+	t0 := time.Now()
+	for i := 1; i < n; i++ {
+		id, c := fmt.Sprintf("c%03d", i), cfg
+		if id == best {
+			c.Priority = 5
+		}
+		cands = append(cands, startInProc(t, id, agent.Addr, c, log, lt))
+	}
+	client, err := consulhttp.NewClient(consulhttp.Config{Address: agent.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 60*time.Second, fmt.Sprintf("%d candidates registered and following c000", n), func() bool {
+		es, _, err := elect.Candidates(context.Background(), client, key)
+		live := 0
+		for _, e := range es {
+			if e.Live {
+				live++
+			}
+		}
+		return err == nil && live == n && following(cands[1:], lead.e.State().Session)
+	})
+	t.Logf("%d candidates up in %s", n, faultMS(time.Since(t0)))
+
+	sid := lead.e.State().Session
+	cut.set(proxyDrop)
+	crashed := time.Now()
+	if err := destroySession(agent.Addr, sid); err != nil {
+		t.Fatal(err)
+	}
+	next := lt.waitElected(1, faultLockDelay+3*faultSlack)
+	took := next.At.Sub(crashed)
+	winner := next.Leader.ID
+	var winnerSession string
+	for _, c := range cands {
+		if c.id == winner {
+			winnerSession = c.e.State().Session
+		}
+	}
+	defer func() {
+		if t.Failed() {
+			describe(t, cands, lt, log, crashed)
+		}
+	}()
+	pollUntil(t, 30*time.Second, "every candidate following "+winner, func() bool { return following(cands[1:], winnerSession) })
+	acquires := log.since(crashed)
+	reached := 0
+	for _, a := range acquires {
+		if a.reachedConsul() {
+			reached++
+		}
+	}
+	t.Logf("c000 crashed; %s elected %s later (lock-delay %v); acquires after the crash: %d reached Consul: %+v",
+		winner, faultMS(took), faultLockDelay, reached, acquires)
+	if winner != best {
+		t.Errorf("%s leads after the crash, want %s (priority 5)", winner, best)
+	}
+	if took < faultLockDelay {
+		t.Errorf("%s elected %v after the session was destroyed, inside the lock-delay %v", winner, took, faultLockDelay)
+	}
+	if bound := faultLockDelay + faultSlack; took > bound {
+		t.Errorf("%s elected %v after the crash, want within lock-delay + %v = %v", winner, took, faultSlack, bound)
+	}
+	if reached > 5 {
+		t.Errorf("%d acquires by %d candidates reached Consul after the crash, want a handful (≤ 5)", reached, n-1)
+	}
+	if got := lt.terms(); got != 2 {
+		t.Errorf("%d terms, want 2: c000's and %s's", got, winner)
+	}
+	// The followers first, so nobody is handed the key on the way out.
+	for _, c := range cands {
+		if c.id != winner {
+			go c.stop()
+		}
+	}
+	for _, c := range cands {
+		if c.id != winner {
+			c.stop()
+		}
+	}
+}
+
+// describe logs what each candidate believes, the terms and the acquires,
+// times from the crash.
+func describe(t *testing.T, cs []*inProcCandidate, lt *leaderTrack, log *acquireLog, crashed time.Time) {
+	for _, c := range cs {
+		st := c.e.State()
+		ld := "nobody"
+		if st.Leader != nil {
+			ld = fmt.Sprintf("%s (session %s, token %d)", st.Leader.ID, st.Leader.Session, st.Leader.Token)
+		}
+		t.Logf("%s: session %s leading=%v token=%d sees %s; last error %v", c.id, st.Session, st.Leading, st.Token, ld, st.LastError)
+	}
+	lt.mu.Lock()
+	for _, e := range lt.elected {
+		t.Logf("elected %s token %d at %s", e.Leader.ID, e.Token, faultMS(e.At.Sub(crashed)))
+	}
+	lt.mu.Unlock()
+	for _, a := range log.since(time.Time{}) {
+		t.Logf("acquire by %s at %s: ok=%v err=%v", a.ID, faultMS(a.At.Sub(crashed)), a.OK, a.Err)
+	}
+}
+
+// following: every candidate in cs sees session as the leader's. By
+// session, not id: a leader that acquired knows itself by session only
+// (see TestFaultAcquiredLeaderKnowsItself).
+func following(cs []*inProcCandidate, session string) bool {
+	for _, c := range cs {
+		if ld := c.e.State().Leader; ld == nil || ld.Session != session {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFaultAcquiredLeaderKnowsItself: a leader's State().Leader (what
+// leaderd's /v1/status shows as the leader, and library users read) names
+// the leader, whether it acquired the key or was handed it. Consul answers
+// a transaction's write ops with the key's Value blanked, so the leader
+// must not take its identity from that answer.
+func TestFaultAcquiredLeaderKnowsItself(t *testing.T) {
+	t.Parallel()
+	agent := faultAgent(t)
+	key := elect.KeyFor("itself")
+	seedKey(t, agent.Addr, key)
+	log, lt := &acquireLog{key: key}, &leaderTrack{t: t, changed: make(chan struct{})}
+	cfg := elect.Config{Key: key, TTL: faultTTL, LockDelay: faultLockDelay, Margin: 500 * time.Millisecond}
+	a := startInProc(t, "a", agent.Addr, cfg, log, lt)
+	lt.waitElected(0, 30*time.Second)
+	b := startInProc(t, "b", agent.Addr, cfg, log, lt)
+	pollUntil(t, 30*time.Second, "b following a", func() bool { return following([]*inProcCandidate{b}, a.e.State().Session) })
+	if ld := a.e.State().Leader; ld == nil || ld.ID != "a" || ld.Since.IsZero() {
+		t.Errorf("a acquired the key; its State().Leader = %+v, want id a and the time of its acquire", ld)
+	}
+	if ld := b.e.State().Leader; ld == nil || ld.ID != "a" {
+		t.Errorf("b follows; its State().Leader = %+v, want id a", ld)
+	}
+	// Resign hands the key to b, the only other candidate.
+	if err := a.e.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if e := lt.waitElected(1, 10*time.Second); e.Leader.ID != "b" {
+		t.Fatalf("%s elected after a resigned, want b", e.Leader.ID)
+	}
+	if ld := b.e.State().Leader; ld == nil || ld.ID != "b" {
+		t.Errorf("b was handed the key; its State().Leader = %+v, want id b", ld)
+	}
+	a.stop()
+	b.stop()
 }
