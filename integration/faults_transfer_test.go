@@ -935,3 +935,59 @@ func TestFaultAcquiredLeaderKnowsItself(t *testing.T) {
 	a.stop()
 	b.stop()
 }
+
+// TestFaultHandoverToStoppingSuccessor: the leader and its best successor
+// are stopped together, as a rolling deploy two at a time or a job stop
+// does: the successor's SIGTERM comes as the handover goes to Consul. Both
+// stop gracefully, so the key must not end up in a lock-delay: the
+// successor, handed the key while it shuts down, has to pass it on or
+// release it, not let its session's destroy invalidate it. A third
+// candidate leads well within the lock-delay, never two at once.
+func TestFaultHandoverToStoppingSuccessor(t *testing.T) {
+	t.Parallel()
+	tr := newTransferRig(t, "stopping", "a", "b", "c", "d")
+	succ := successorOf(tr.registered(4, 10*time.Second))
+	victim := tr.procs[succ.ID]
+	var once sync.Once
+	stopped := make(chan time.Time, 1)
+	tr.taps["a"].onTxn(func(ops []tapOp) {
+		if (tapTxn{Ops: ops}).handover(tr.key) {
+			once.Do(func() {
+				at := tr.note(history.Fault, victim.name, "SIGTERM as a's handover to it is sent")
+				syscall.Kill(victim.pid, syscall.SIGTERM)
+				stopped <- at
+			})
+		}
+	})
+	mark := tr.mark()
+	tr.note(history.Fault, "a", "SIGTERM")
+	tr.procs["a"].signal(syscall.SIGTERM)
+	for _, p := range []*faultProc{tr.procs["a"], victim} {
+		if code := p.exit(10 * time.Second); code != 0 {
+			t.Errorf("leaderd %s exited %d after SIGTERM, want 0", p.name, code)
+		}
+	}
+	var at time.Time
+	select {
+	case at = <-stopped:
+	default:
+		t.Fatalf("a sent no handover transaction; the history:\n%s", tr.h.Timeline())
+	}
+	next := tr.wait(faultLockDelay+3*faultSlack, mark, "a leader other than a and "+succ.ID, func(e history.Event) bool {
+		return e.Kind == history.Elected && e.Candidate != "a" && e.Candidate != succ.ID
+	})
+	handovers := tr.taps["a"].seen(at.Add(-time.Second), func(x tapTxn) bool { return x.handover(tr.key) })
+	var sHand []tapTxn
+	if tap := tr.taps[succ.ID]; tap != nil {
+		sHand = tap.seen(at, func(x tapTxn) bool { return x.handover(tr.key) })
+	}
+	took := next.At.Sub(at)
+	t.Logf("%s SIGTERMed as a's handover to it was sent (answered %+v); %s's own handovers %d, releases %d; %s elected %s later",
+		succ.ID, handovers, succ.ID, len(sHand), tr.taps[succ.ID].releasedSince(at), next.Candidate, faultMS(took))
+	if bound := faultLockDelay / 2; took > bound {
+		t.Errorf("%s elected %v after the successor's SIGTERM, want well under the lock-delay %v (at most %v): the key sat in a lock-delay though everyone stopped gracefully",
+			next.Candidate, took, faultLockDelay, bound)
+	}
+	tr.stopAll(next.Candidate)
+	tr.verify(history.Options{})
+}
