@@ -991,3 +991,122 @@ func TestFaultHandoverToStoppingSuccessor(t *testing.T) {
 	tr.stopAll(next.Candidate)
 	tr.verify(history.Options{})
 }
+
+// TestFaultKillLeaderRankedProcesses: the rank-ordered takeover of
+// TestFaultRankedFailoverHundred with real leaderd processes and a real
+// crash: twelve candidates, the leader SIGKILLed. Once Consul expires its
+// session and the lock-delay is over, the longest-waiting candidate leads,
+// and the crowd sends a handful of acquires, counted at the taps.
+func TestFaultKillLeaderRankedProcesses(t *testing.T) {
+	t.Parallel()
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"}
+	tr := newTransferRig(t, "ranked-kill", names...)
+	es := tr.registered(len(names), 10*time.Second)
+	want := successorOf(es)
+	before := tr.keyNow()
+
+	mark := tr.mark()
+	killed := tr.procs["a"].kill()
+	bound := 2*faultTTL + faultLockDelay + faultSlack
+	next := tr.leading(bound+faultSlack, mark, nil)
+	for _, name := range names[1:] {
+		if name != next.elected.Candidate {
+			tr.following(10*time.Second, mark, tr.procs[name], next.elected.Candidate)
+		}
+	}
+	acquires := tr.acquiresSince(killed)
+	n, won := 0, 0
+	for _, xs := range acquires {
+		for _, x := range xs {
+			n++
+			if x.Code == http.StatusOK {
+				won++
+			}
+		}
+	}
+	after := tr.keyNow()
+	t.Logf("SIGKILL of a: %s elected %s later (allowed %s..%s); %d acquires reached Consul, %d won: %v; LockIndex %d → %d",
+		next.elected.Candidate, faultMS(next.elected.At.Sub(killed)), faultMS(faultTTL-faultRenew+faultLockDelay), faultMS(bound), n, won, acquires, before.LockIndex, after.LockIndex)
+	if next.elected.Candidate != want.ID {
+		t.Errorf("%s leads after the crash, want %s (ranked first: the longest waiting)", next.elected.Candidate, want.ID)
+	}
+	if d := next.elected.At.Sub(killed); d > bound {
+		t.Errorf("failover took %v, more than the bound %v", d, bound)
+	}
+	if n > 5 || won != 1 {
+		t.Errorf("%d acquires by %d candidates reached Consul after the crash (%d won), want a handful and one winner", n, len(names)-1, won)
+	}
+	gone := tr.events(history.ProcGone, "a", killed, time.Time{})[0].At
+	tr.stopAll(next.elected.Candidate)
+	tr.verify(history.Options{Settle: []history.Settle{{What: "after SIGKILL of a", After: gone, Within: bound}}})
+}
+
+// TestFaultTransferRequest: a transfer request (elect.RequestTransfer,
+// what `leaderd transfer` will write) names a candidate that is not the
+// best. The leader stops its child, hands the key to that one in one
+// transaction and follows; nobody races for the key. A request naming no
+// live candidate changes nothing. The leader deletes each request it acted
+// on.
+func TestFaultTransferRequest(t *testing.T) {
+	t.Parallel()
+	tr := newTransferRig(t, "transfer", "a", "b", "c", "d")
+	es := tr.registered(4, 10*time.Second)
+	var c elect.CandidateEntry
+	for _, e := range es {
+		if e.ID == "c" {
+			c = e
+		}
+	}
+	if successorOf(es).ID == "c" {
+		t.Fatalf("c is the best successor already: %+v", es)
+	}
+	before := tr.keyNow()
+
+	mark := tr.mark()
+	sent := tr.note(history.Note, "", "transfer request to c")
+	if _, err := elect.RequestTransfer(context.Background(), tr.client, tr.key, "c"); err != nil {
+		t.Fatal(err)
+	}
+	next := tr.leading(10*time.Second, mark, tr.procs["c"])
+	tr.following(10*time.Second, mark, tr.procs["a"], "c")
+	tr.requestGone(10 * time.Second)
+	handovers := tr.taps["a"].seen(sent, func(x tapTxn) bool { return x.handover(tr.key) })
+	acquires := tr.acquiresSince(sent)
+	after := tr.keyNow()
+	t.Logf("transfer to c: elected %s after the request; a's handovers %+v; acquires %v; LockIndex %d → %d",
+		faultMS(next.elected.At.Sub(sent)), handovers, acquires, before.LockIndex, after.LockIndex)
+	if len(handovers) != 1 || handovers[0].Ops[1].Session != c.Session || handovers[0].Code != http.StatusOK {
+		t.Errorf("a's handovers %+v, want one to c's session %s", handovers, c.Session)
+	}
+	if len(acquires) != 0 {
+		t.Errorf("acquires during a transfer: %v", acquires)
+	}
+	if after.Session != c.Session || after.LockIndex != before.LockIndex+1 {
+		t.Errorf("after the transfer the key is held by %s with LockIndex %d, want c's session %s with LockIndex %d",
+			after.Session, after.LockIndex, c.Session, before.LockIndex+1)
+	}
+
+	// A request for nobody: c stays leader.
+	noted := tr.note(history.Note, "", "transfer request to zz (no such candidate)")
+	if _, err := elect.RequestTransfer(context.Background(), tr.client, tr.key, "zz"); err != nil {
+		t.Fatal(err)
+	}
+	tr.requestGone(10 * time.Second)
+	if evs := tr.events(history.SteppedDown, "", noted, time.Time{}); len(evs) > 0 {
+		t.Errorf("a transfer request for no live candidate ended a term: %v", evs)
+	}
+	if k := tr.keyNow(); k.Session != c.Session {
+		t.Errorf("after a transfer request for nobody the key is held by %s, want c's %s", k.Session, c.Session)
+	}
+	tr.stopAll("c")
+	tr.verify(history.Options{})
+}
+
+// requestGone waits until the leader has deleted the transfer request.
+func (tr *transferRig) requestGone(timeout time.Duration) {
+	tr.t.Helper()
+	pollUntil(tr.t, timeout, "the transfer request deleted", func() bool {
+		p, _, err := tr.client.GetKV(context.Background(), elect.TransferKey(tr.key), consulhttp.QueryOptions{})
+		return err == nil && p == nil
+	})
+}
