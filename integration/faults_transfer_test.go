@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -206,11 +207,7 @@ var transferChild = history.ChildStopDelayEnv + "=1"
 func newTransferRig(t *testing.T, service string, names ...string) *transferRig {
 	t.Helper()
 	agent := faultAgent(t)
-	c, err := consulhttp.NewClient(consulhttp.Config{Address: agent.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &transferRig{faultRig: newFaultRig(t, service), agent: agent, client: c, key: elect.KeyFor(service),
+	tr := &transferRig{faultRig: newFaultRig(t, service), agent: agent, client: consulClient(t, agent.Addr), key: elect.KeyFor(service),
 		procs: map[string]*faultProc{}, taps: map[string]*consulTap{}}
 	for i, name := range names {
 		tap := startConsulTap(t, name, agent.Addr)
@@ -791,10 +788,7 @@ func TestFaultRankedFailoverHundred(t *testing.T) {
 		}
 		cands = append(cands, startInProc(t, id, agent.Addr, c, log, lt))
 	}
-	client, err := consulhttp.NewClient(consulhttp.Config{Address: agent.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := consulClient(t, agent.Addr)
 	pollUntil(t, 60*time.Second, fmt.Sprintf("%d candidates registered and following c000", n), func() bool {
 		es, _, err := elect.Candidates(context.Background(), client, key)
 		live := 0
@@ -806,6 +800,19 @@ func TestFaultRankedFailoverHundred(t *testing.T) {
 		return err == nil && live == n && following(cands[1:], lead.e.State().Session)
 	})
 	t.Logf("%d candidates up in %s", n, faultMS(time.Since(t0)))
+	es, _, err := elect.Candidates(context.Background(), client, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ranked []string // the followers best first: the order they try in
+	for _, e := range es {
+		if e.Live && !e.Leading {
+			ranked = append(ranked, e.ID)
+		}
+	}
+	if ranked[0] != best {
+		t.Fatalf("ranked %v, want %s first", ranked[:5], best)
+	}
 
 	sid := lead.e.State().Session
 	cut.set(proxyDrop)
@@ -837,8 +844,16 @@ func TestFaultRankedFailoverHundred(t *testing.T) {
 	}
 	t.Logf("c000 crashed; %s elected %s later (lock-delay %v); acquires after the crash: %d reached Consul: %+v",
 		winner, faultMS(took), faultLockDelay, reached, acquires)
-	if winner != best {
-		t.Errorf("%s leads after the crash, want %s (priority 5)", winner, best)
+	// Each candidate counts its turn from when its own watch showed the
+	// key free: on a loaded machine the best one may hear of it more than
+	// RankStep−20ms after the next, and lose to it. A known flaw
+	// (TestFaultRankInversionSlowWatch makes it certain); here only the
+	// first few ranks may win.
+	if r := slices.Index(ranked, winner); r != 0 {
+		t.Logf("rank inversion: %s (rank %d) leads, not %s (rank 0, priority 5)", winner, r, best)
+		if r < 0 || r > 3 {
+			t.Errorf("%s leads after the crash, want %s (priority 5) or at worst one of the next ranks %v", winner, best, ranked[1:4])
+		}
 	}
 	if took < faultLockDelay {
 		t.Errorf("%s elected %v after the session was destroyed, inside the lock-delay %v", winner, took, faultLockDelay)
@@ -1109,4 +1124,91 @@ func (tr *transferRig) requestGone(timeout time.Duration) {
 		p, _, err := tr.client.GetKV(context.Background(), elect.TransferKey(tr.key), consulhttp.QueryOptions{})
 		return err == nil && p == nil
 	})
+}
+
+// TestFaultRankInversionSlowWatch: after a crash the best candidate must
+// lead even if its watch hears of the free key a little later than the
+// others': 60ms, what a loaded host or Consul's fan-out to 100+ blocking
+// queries gives (TestFaultRankedFailoverHundred sees such inversions now
+// and then). Each candidate counts the lock-delay and its rank's step from
+// its own receipt of the free key: the best retries 20ms after its
+// lock-delay, the next 50ms after its own, so a skew above 30ms hands the
+// key to the second best.
+func TestFaultRankInversionSlowWatch(t *testing.T) {
+	t.Parallel()
+	const skew = 60 * time.Millisecond
+	agent := faultAgent(t)
+	key := elect.KeyFor("inversion")
+	seedKey(t, agent.Addr, key)
+	log, lt := &acquireLog{key: key}, &leaderTrack{t: t, changed: make(chan struct{})}
+	cfg := elect.Config{Key: key, TTL: 10 * time.Second, LockDelay: faultLockDelay, Margin: 500 * time.Millisecond, PriorityHold: time.Hour}
+	cut := startTCPProxy(t, agent.Addr)
+	lead := startInProc(t, "c0", cut.Addr(), cfg, log, lt)
+	lt.waitElected(0, 30*time.Second)
+	cands := []*inProcCandidate{lead}
+	for _, id := range []string{"c1", "c2", "c3"} {
+		cands = append(cands, startInProc(t, id, agent.Addr, cfg, log, lt))
+	}
+	best := cfg
+	best.Priority = 5
+	slow := startSlowReads(t, agent.Addr, "/v1/kv/"+key, skew)
+	cands = append(cands, startInProc(t, "best", slow, best, log, lt))
+	client := consulClient(t, agent.Addr)
+	pollUntil(t, 30*time.Second, "every candidate registered and following c0", func() bool {
+		es, _, err := elect.Candidates(context.Background(), client, key)
+		live := 0
+		for _, e := range es {
+			if e.Live {
+				live++
+			}
+		}
+		return err == nil && live == len(cands) && following(cands[1:], lead.e.State().Session)
+	})
+
+	cut.set(proxyDrop)
+	crashed := time.Now()
+	if err := destroySession(agent.Addr, lead.e.State().Session); err != nil {
+		t.Fatal(err)
+	}
+	next := lt.waitElected(1, faultLockDelay+3*faultSlack)
+	t.Logf("c0 crashed; %s elected %s later; acquires: %+v", next.Leader.ID, faultMS(next.At.Sub(crashed)), log.since(crashed))
+	if next.Leader.ID != "best" {
+		t.Errorf("%s leads after the crash, want best (priority 5), whose watch is only %v behind", next.Leader.ID, skew)
+	}
+	for _, c := range cands {
+		c.stop()
+	}
+}
+
+// consulClient is a Consul client of the test's own for the agent at addr.
+func consulClient(t *testing.T, addr string) *consulhttp.Client {
+	t.Helper()
+	c, err := consulhttp.NewClient(consulhttp.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startSlowReads starts an HTTP proxy to target that holds every answer to
+// a GET of path (blocking queries included) for delay before passing it
+// on: a candidate that hears of changes late. It returns its address.
+func startSlowReads(t *testing.T, target, path string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) { w.WriteHeader(http.StatusBadGateway) }
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodGet && resp.Request.URL.Path == path {
+			time.Sleep(delay)
+		}
+		return nil
+	}
+	srv := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) // returns when closed at cleanup
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
 }
