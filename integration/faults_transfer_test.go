@@ -40,7 +40,9 @@ var transferChild = history.ChildStopDelayEnv + "=1"
 
 // newTransferRig starts candidate names[0] and waits until it leads, then
 // the others, each following it, and waits until all are registered.
-func newTransferRig(t *testing.T, service string, names ...string) *transferRig {
+// Every leaderd runs with flags and its child with env on top of
+// transferChild.
+func newTransferRig(t *testing.T, service string, flags, env []string, names ...string) *transferRig {
 	t.Helper()
 	agent := faultAgent(t)
 	tr := &transferRig{faultRig: newFaultRig(t, service), agent: agent, client: consulClient(t, agent.Addr), key: elect.KeyFor(service),
@@ -48,7 +50,7 @@ func newTransferRig(t *testing.T, service string, names ...string) *transferRig 
 	for i, name := range names {
 		tap := startConsulTap(t, name, agent.Addr)
 		tr.taps[name] = tap
-		p := tr.start(name, tap.addr, nil, transferChild)
+		p := tr.start(name, tap.addr, flags, append([]string{transferChild}, env...)...)
 		tr.procs[name] = p
 		if i == 0 {
 			tr.leading(30*time.Second, 0, p)
@@ -139,55 +141,82 @@ func (p *faultProc) exited() bool {
 	}
 }
 
-// TestFaultHandoverOneSuccessor: five candidates; the leader is SIGTERMed.
-// It stops its child (1s), then hands the key in one transaction to the
-// best live candidate, which leads with no lock-delay and no race: the
-// followers send no acquire at all, the key's LockIndex goes up by exactly
-// one (the handover's lock), and the successor's child starts well within
-// the lock-delay after the old child died.
+// TestFaultHandoverOneSuccessor: five candidates; the leader lets go: it
+// is SIGTERMed, or its child exits by itself under -restart (it stays a
+// candidate). It stops its child (a SIGTERMed child is killed at
+// -kill-timeout), then hands the key in one transaction to the best live
+// candidate, which leads with no lock-delay and no race: the followers
+// send no acquire at all, the key's LockIndex goes up by exactly one (the
+// handover's lock), and the successor's child starts well within the
+// lock-delay after the old child died.
 func TestFaultHandoverOneSuccessor(t *testing.T) {
 	t.Parallel()
-	tr := newTransferRig(t, "handover", "a", "b", "c", "d", "e")
-	want := successorOf(tr.registered(5, 10*time.Second))
-	before := tr.keyNow()
+	// The child's lifetime under -restart: longer than the rig takes to
+	// start, so every candidate is registered when the leader lets go.
+	const lifetime = 10 * time.Second
+	for _, restart := range []bool{false, true} {
+		name := map[bool]string{false: "SIGTERM", true: "child exits under -restart"}[restart]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var flags, env []string
+			if restart {
+				flags = []string{"-restart"}
+				env = []string{fmt.Sprintf("%s=%d", history.ChildLifetimeEnv, int(lifetime.Seconds()))}
+			}
+			tr := newTransferRig(t, "handover", flags, env, "a", "b", "c", "d", "e")
+			want := successorOf(tr.registered(5, 10*time.Second))
+			before := tr.keyNow()
 
-	mark := tr.mark()
-	sent := tr.note(history.Fault, "a", "SIGTERM")
-	tr.procs["a"].signal(syscall.SIGTERM)
-	next := tr.leading(10*time.Second, mark, nil)
-	if code := tr.procs["a"].exit(10 * time.Second); code != 0 {
-		t.Errorf("leaderd a exited %d after SIGTERM, want 0", code)
-	}
-	after := tr.keyNow()
-	dead := tr.wait(5*time.Second, mark, "a's child reaped", evIs(history.ChildReaped, "a"))
+			mark := tr.mark()
+			var sent time.Time
+			if restart {
+				// If the rig took longer than the lifetime, this fails with
+				// the timeline: the exit came before the mark.
+				sent = tr.wait(lifetime+10*time.Second, mark, "a's child exiting", func(e history.Event) bool {
+					return e.Kind == history.ChildStop && e.Candidate == "a" && e.Note == "exit"
+				}).At
+			} else {
+				sent = tr.note(history.Fault, "a", "SIGTERM")
+				tr.procs["a"].signal(syscall.SIGTERM)
+			}
+			next := tr.leading(10*time.Second, mark, nil)
+			if restart {
+				tr.following(10*time.Second, mark, tr.procs["a"], next.elected.Candidate)
+			} else if code := tr.procs["a"].exit(10 * time.Second); code != 0 {
+				t.Errorf("leaderd a exited %d after SIGTERM, want 0", code)
+			}
+			after := tr.keyNow()
+			dead := tr.wait(5*time.Second, mark, "a's child reaped", evIs(history.ChildReaped, "a"))
 
-	handovers := tr.taps["a"].seen(sent, func(x tapTxn) bool { return x.handover(tr.key) })
-	acquires := tr.acquiresSince(sent)
-	gap := next.elected.At.Sub(dead.At)
-	t.Logf("SIGTERM of a: its child reaped %s later; %s elected %s after that, its child started %s after it; handover txns from a: %d; acquires from anyone: %v; LockIndex %d → %d",
-		faultMS(dead.At.Sub(sent)), next.elected.Candidate, faultMS(gap), faultMS(next.child.At.Sub(dead.At)), len(handovers), acquires, before.LockIndex, after.LockIndex)
+			handovers := tr.taps["a"].seen(sent, func(x tapTxn) bool { return x.handover(tr.key) })
+			acquires := tr.acquiresSince(sent)
+			gap := next.elected.At.Sub(dead.At)
+			t.Logf("%s: a's child reaped %s later; %s elected %s after that, its child started %s after it; handover txns from a: %d; acquires from anyone: %v; LockIndex %d → %d",
+				name, faultMS(dead.At.Sub(sent)), next.elected.Candidate, faultMS(gap), faultMS(next.child.At.Sub(dead.At)), len(handovers), acquires, before.LockIndex, after.LockIndex)
 
-	if next.elected.Candidate != want.ID {
-		t.Errorf("%s leads after the handover, want %s, the best live candidate", next.elected.Candidate, want.ID)
+			if next.elected.Candidate != want.ID {
+				t.Errorf("%s leads after the handover, want %s, the best live candidate", next.elected.Candidate, want.ID)
+			}
+			if len(handovers) != 1 || handovers[0].Code != http.StatusOK || handovers[0].Ops[0].Session != before.Session || handovers[0].Ops[1].Session != want.Session {
+				t.Errorf("a's handover transactions %+v, want one [unlock %s, lock %s] answered 200", handovers, before.Session, want.Session)
+			}
+			if len(acquires) != 0 {
+				t.Errorf("acquires reached Consul during a handover: %+v; the successor should lead on the handover alone", acquires)
+			}
+			if n := tr.taps["a"].releasedSince(sent); n != 0 {
+				t.Errorf("a sent %d releases as well as its handover", n)
+			}
+			if after.Session != want.Session || after.LockIndex != before.LockIndex+1 {
+				t.Errorf("after the handover the key is held by %s with LockIndex %d, want %s's session %s with LockIndex %d (one lock)",
+					after.Session, after.LockIndex, want.ID, want.Session, before.LockIndex+1)
+			}
+			if bound := faultLockDelay / 2; gap > bound {
+				t.Errorf("%s elected %v after a's child died, want well under the lock-delay %v (at most %v)", next.elected.Candidate, gap, faultLockDelay, bound)
+			}
+			tr.stopAll(next.elected.Candidate)
+			tr.verify(history.Options{})
+		})
 	}
-	if len(handovers) != 1 || handovers[0].Code != http.StatusOK || handovers[0].Ops[0].Session != before.Session || handovers[0].Ops[1].Session != want.Session {
-		t.Errorf("a's handover transactions %+v, want one [unlock %s, lock %s] answered 200", handovers, before.Session, want.Session)
-	}
-	if len(acquires) != 0 {
-		t.Errorf("acquires reached Consul during a handover: %+v; the successor should lead on the handover alone", acquires)
-	}
-	if n := tr.taps["a"].releasedSince(sent); n != 0 {
-		t.Errorf("a sent %d releases as well as its handover", n)
-	}
-	if after.Session != want.Session || after.LockIndex != before.LockIndex+1 {
-		t.Errorf("after the handover the key is held by %s with LockIndex %d, want %s's session %s with LockIndex %d (one lock)",
-			after.Session, after.LockIndex, want.ID, want.Session, before.LockIndex+1)
-	}
-	if bound := faultLockDelay / 2; gap > bound {
-		t.Errorf("%s elected %v after a's child died, want well under the lock-delay %v (at most %v)", next.elected.Candidate, gap, faultLockDelay, bound)
-	}
-	tr.stopAll(next.elected.Candidate)
-	tr.verify(history.Options{})
 }
 
 // destroySession destroys session sid on the agent at addr, as an
@@ -217,7 +246,7 @@ func destroySession(addr, sid string) error {
 // candidate leads well within the lock-delay, never two at once.
 func TestFaultHandoverToStoppingSuccessor(t *testing.T) {
 	t.Parallel()
-	tr := newTransferRig(t, "stopping", "a", "b", "c", "d")
+	tr := newTransferRig(t, "stopping", nil, nil, "a", "b", "c", "d")
 	succ := successorOf(tr.registered(4, 10*time.Second))
 	victim := tr.procs[succ.ID]
 	var once sync.Once
@@ -272,7 +301,7 @@ func TestFaultHandoverToStoppingSuccessor(t *testing.T) {
 // on.
 func TestFaultTransferRequest(t *testing.T) {
 	t.Parallel()
-	tr := newTransferRig(t, "transfer", "a", "b", "c", "d")
+	tr := newTransferRig(t, "transfer", nil, nil, "a", "b", "c", "d")
 	es := tr.registered(4, 10*time.Second)
 	var c elect.CandidateEntry
 	for _, e := range es {
