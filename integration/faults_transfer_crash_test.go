@@ -30,7 +30,7 @@ func TestFaultHandoverSuccessorVanishes(t *testing.T) {
 	t.Parallel()
 	t.Run("before the handover commits", func(t *testing.T) {
 		t.Parallel()
-		tr := newTransferRig(t, "vanish-before", nil, nil, "a", "b", "c", "d")
+		tr := newHandoverRig(t, "vanish-before", nil, nil, "a", "b", "c", "d")
 		want := successorOf(tr.registered(4, 10*time.Second))
 		before := tr.keyNow()
 		var once sync.Once
@@ -98,7 +98,7 @@ func TestFaultHandoverSuccessorVanishes(t *testing.T) {
 
 	t.Run("right after the handover commits", func(t *testing.T) {
 		t.Parallel()
-		tr := newTransferRig(t, "vanish-after", nil, nil, "a", "b", "c", "d")
+		tr := newHandoverRig(t, "vanish-after", nil, nil, "a", "b", "c", "d")
 		want := successorOf(tr.registered(4, 10*time.Second))
 		var once sync.Once
 		type destroy struct {
@@ -181,7 +181,7 @@ func TestFaultHandoverRacingCrash(t *testing.T) {
 		name := map[bool]string{false: "kill with the SIGTERM", true: "kill as the handover is sent"}[atTxn]
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			tr := newTransferRig(t, "race", nil, nil, "a", "b", "c", "d")
+			tr := newHandoverRig(t, "race", nil, nil, "a", "b", "c", "d")
 			succ := successorOf(tr.registered(4, 10*time.Second))
 			victim := tr.procs[succ.ID]
 			kill := func() time.Time {
@@ -242,7 +242,7 @@ func TestFaultHandoverRacingCrash(t *testing.T) {
 func TestFaultKillLeaderRankedProcesses(t *testing.T) {
 	t.Parallel()
 	names := []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"}
-	tr := newTransferRig(t, "ranked-kill", nil, nil, names...)
+	tr := newHandoverRig(t, "ranked-kill", nil, nil, names...)
 	es := tr.registered(len(names), 10*time.Second)
 	want := successorOf(es)
 	before := tr.keyNow()

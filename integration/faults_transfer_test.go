@@ -22,9 +22,9 @@ import (
 // sees which candidate wrote what, and can act at the very moment a
 // handover passes.
 
-// transferRig is a handover test's world: one Consul agent, a fault rig,
+// handoverRig is a handover test's world: one Consul agent, a fault rig,
 // and a tap per candidate.
-type transferRig struct {
+type handoverRig struct {
 	*faultRig
 	agent  *consultest.Agent
 	client *consulhttp.Client
@@ -38,14 +38,14 @@ type transferRig struct {
 // handover comes about half a second after the signal.
 var transferChild = history.ChildStopDelayEnv + "=1"
 
-// newTransferRig starts candidate names[0] and waits until it leads, then
+// newHandoverRig starts candidate names[0] and waits until it leads, then
 // the others, each following it, and waits until all are registered.
 // Every leaderd runs with flags and its child with env on top of
 // transferChild.
-func newTransferRig(t *testing.T, service string, flags, env []string, names ...string) *transferRig {
+func newHandoverRig(t *testing.T, service string, flags, env []string, names ...string) *handoverRig {
 	t.Helper()
 	agent := faultAgent(t)
-	tr := &transferRig{faultRig: newFaultRig(t, service), agent: agent, client: consulClient(t, agent.Addr), key: elect.KeyFor(service),
+	tr := &handoverRig{faultRig: newFaultRig(t, service), agent: agent, client: consulClient(t, agent.Addr), key: elect.KeyFor(service),
 		procs: map[string]*faultProc{}, taps: map[string]*consulTap{}}
 	for i, name := range names {
 		tap := startConsulTap(t, name, agent.Addr)
@@ -64,7 +64,7 @@ func newTransferRig(t *testing.T, service string, flags, env []string, names ...
 
 // registered waits until n candidates are live in the registry and returns
 // them, best first. Nothing announces a registration to the test: it polls.
-func (tr *transferRig) registered(n int, timeout time.Duration) []elect.CandidateEntry {
+func (tr *handoverRig) registered(n int, timeout time.Duration) []elect.CandidateEntry {
 	tr.t.Helper()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -97,7 +97,7 @@ func successorOf(es []elect.CandidateEntry) elect.CandidateEntry {
 }
 
 // keyNow reads the election key.
-func (tr *transferRig) keyNow() consulhttp.KVPair {
+func (tr *handoverRig) keyNow() consulhttp.KVPair {
 	tr.t.Helper()
 	p, _, err := tr.client.GetKV(context.Background(), tr.key, consulhttp.QueryOptions{})
 	if err != nil || p == nil {
@@ -108,7 +108,7 @@ func (tr *transferRig) keyNow() consulhttp.KVPair {
 
 // acquiresSince are the lone locks of the key that reached Consul from
 // from on, by candidate.
-func (tr *transferRig) acquiresSince(from time.Time) map[string][]tapTxn {
+func (tr *handoverRig) acquiresSince(from time.Time) map[string][]tapTxn {
 	out := map[string][]tapTxn{}
 	for name, tap := range tr.taps {
 		if xs := tap.seen(from, func(x tapTxn) bool { return x.lonelock(tr.key) }); len(xs) > 0 {
@@ -120,7 +120,7 @@ func (tr *transferRig) acquiresSince(from time.Time) map[string][]tapTxn {
 
 // stopAll stops every candidate still running, the leader last so that
 // nobody is handed the key on the way out.
-func (tr *transferRig) stopAll(leader string) {
+func (tr *handoverRig) stopAll(leader string) {
 	tr.t.Helper()
 	for name, p := range tr.procs {
 		if name != leader && !p.exited() {
@@ -163,7 +163,7 @@ func TestFaultHandoverOneSuccessor(t *testing.T) {
 				flags = []string{"-restart"}
 				env = []string{fmt.Sprintf("%s=%d", history.ChildLifetimeEnv, int(lifetime.Seconds()))}
 			}
-			tr := newTransferRig(t, "handover", flags, env, "a", "b", "c", "d", "e")
+			tr := newHandoverRig(t, "handover", flags, env, "a", "b", "c", "d", "e")
 			want := successorOf(tr.registered(5, 10*time.Second))
 			before := tr.keyNow()
 
@@ -246,7 +246,7 @@ func destroySession(addr, sid string) error {
 // candidate leads well within the lock-delay, never two at once.
 func TestFaultHandoverToStoppingSuccessor(t *testing.T) {
 	t.Parallel()
-	tr := newTransferRig(t, "stopping", nil, nil, "a", "b", "c", "d")
+	tr := newHandoverRig(t, "stopping", nil, nil, "a", "b", "c", "d")
 	succ := successorOf(tr.registered(4, 10*time.Second))
 	victim := tr.procs[succ.ID]
 	var once sync.Once
@@ -301,7 +301,7 @@ func TestFaultHandoverToStoppingSuccessor(t *testing.T) {
 // on.
 func TestFaultTransferRequest(t *testing.T) {
 	t.Parallel()
-	tr := newTransferRig(t, "transfer", nil, nil, "a", "b", "c", "d")
+	tr := newHandoverRig(t, "transfer", nil, nil, "a", "b", "c", "d")
 	es := tr.registered(4, 10*time.Second)
 	var c elect.CandidateEntry
 	for _, e := range es {
@@ -355,7 +355,7 @@ func TestFaultTransferRequest(t *testing.T) {
 }
 
 // requestGone waits until the leader has deleted the transfer request.
-func (tr *transferRig) requestGone(timeout time.Duration) {
+func (tr *handoverRig) requestGone(timeout time.Duration) {
 	tr.t.Helper()
 	pollUntil(tr.t, timeout, "the transfer request deleted", func() bool {
 		p, _, err := tr.client.GetKV(context.Background(), elect.TransferKey(tr.key), consulhttp.QueryOptions{})
