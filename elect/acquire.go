@@ -20,7 +20,8 @@ func (l *loop) tryAcquire() {
 	l.session.hold(sid)
 	sent := time.Now()
 	ctx, cancel := context.WithTimeout(l.ctx, l.releaseTimeout)
-	res, ok, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnLock, Key: l.key, Session: sid, Value: l.claim(sent)}})
+	val := l.claim(sent)
+	res, ok, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnLock, Key: l.key, Session: sid, Value: val}})
 	cancel()
 	switch {
 	case err != nil:
@@ -38,7 +39,11 @@ func (l *loop) tryAcquire() {
 		l.session.unhold(sid)
 		l.failed("acquire", fmt.Errorf("elect: acquire %s: unexpected transaction result %d keys", l.key, len(res)), &l.acquire)
 	default:
-		l.confirm(sid, sent, &res[0])
+		// Consul answers a write without its value: the value is what we
+		// wrote.
+		p := res[0]
+		p.Value = val
+		l.confirm(sid, sent, &p)
 	}
 }
 
@@ -46,13 +51,25 @@ func (l *loop) tryAcquire() {
 // held by someone the watch will show us, or lock-delay (the last holder's
 // session was invalidated less than its lock-delay ago). Retry when that
 // delay is over, then back off; never spin.
+//
+// The best-ranked candidate polls instead, from a little before the end
+// of the lock-delay as its own sighting of the free key dates it until a
+// little after: that sighting may be late (500 watchers are woken one
+// after the other), and the candidates ranked after it count from their
+// own sightings plus their rank's steps.
 func (l *loop) refused() {
 	const slack = 20 * time.Millisecond
-	wait := time.Until(l.view.freeSince.Add(lockDelayOf(l.view.last, l.lockDelay))) + slack
-	if wait <= slack {
-		wait = l.acquire.failed(time.Now())
-	} else {
-		l.acquire.at = time.Now().Add(wait)
+	now := time.Now()
+	end := l.view.freeSince.Add(lockDelayOf(l.view.last, l.lockDelay))
+	wait := end.Sub(now) + slack
+	switch {
+	case l.reg.rank == 0 && l.reg.rankKnown && now.Before(end.Add(l.reg.step)):
+		wait = max(end.Add(-rankZeroEarly).Sub(now), rankZeroPoll)
+		l.acquire.at = now.Add(wait)
+	case wait <= slack:
+		wait = l.acquire.failed(now)
+	default:
+		l.acquire.at = now.Add(wait)
 	}
 	l.log.Debug("acquire refused; lock-delay or held", "retry_in", wait)
 }

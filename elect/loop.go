@@ -106,6 +106,19 @@ func (l *loop) forget() { l.view.forget() }
 func (l *loop) quit(quick bool) {
 	l.reg.watch.stop()
 	l.deregister(quick)
+	// A key handed to us that we never led with, or one on its way to us,
+	// must not be left on our session: destroying it would put the key in
+	// its lock-delay. Pass it on (or release it); for a key that is not
+	// ours this is a harmless refusal.
+	if sid := l.sess.ID; sid != "" && !quick && sid != l.abandoned && !l.reg.disabled {
+		if l.handed == nil || !l.handOver(sid, nil) {
+			l.release(sid, false)
+		}
+	}
+	if l.handed != nil {
+		l.session.unhold(l.handed.Session)
+		l.handed = nil
+	}
 }
 
 func (l *loop) onWatch(a answer[*consulhttp.KVPair]) {

@@ -139,4 +139,3 @@ func (l *loop) priorityWake(earliest func(time.Time)) {
 		earliest(t.Add(l.reg.hold))
 	}
 }
-

@@ -25,6 +25,8 @@ type registryState struct {
 	disabled   bool   // no permission on the registry: run without it
 	retry      retry  // registering
 	ranked     bool   // this free period's rank is applied (or not needed)
+	rank       int    // this free period's rank, if rankKnown
+	rankKnown  bool
 
 	// While leading: the watch on the registry prefix, what it last
 	// showed, and since when each higher-priority candidate was live.
@@ -113,13 +115,21 @@ func (l *loop) readRegistry() ([]CandidateEntry, error) {
 	return parseRegistry(l.key, pairs, l.view.last), nil
 }
 
+// The best-ranked candidate's polls around the end of a lock-delay: from
+// rankZeroEarly before it (as dated by its own sighting of the free key,
+// which may be late) every rankZeroPoll, until a rank step after it.
+const (
+	rankZeroEarly = 40 * time.Millisecond
+	rankZeroPoll  = 20 * time.Millisecond
+)
+
 // rank delays our first attempt on a key that just became free by our
 // rank among the live candidates: the best tries at once, each next one a
 // step later unless it sees the key taken first (its watch shows it), so a
 // crowd costs O(1) acquires. After an invalidation nobody can take the key
 // before its lock-delay: the ranked wait counts from then.
 func (l *loop) rank() {
-	l.reg.ranked = true
+	l.reg.ranked, l.reg.rankKnown = true, false
 	entries, err := l.readRegistry()
 	if err != nil {
 		l.log.Debug("read registry failed; trying at once", "err", err)
@@ -131,14 +141,21 @@ func (l *loop) rank() {
 		entries = slices.DeleteFunc(entries, func(c CandidateEntry) bool { return c.ID == rec.ID })
 	}
 	r := Rank(entries, l.sess.ID)
-	if r == 0 {
-		return
-	}
+	l.reg.rank, l.reg.rankKnown = r, true
 	base := l.view.freeSince
-	if rec, ok := recordOf(l.view.last); !ok || !rec.Released {
-		base = base.Add(lockDelayOf(l.view.last, l.lockDelay))
+	// A leaderd record not marked released was left by an invalidation:
+	// nobody gets the key before its lock-delay. Anything else (released,
+	// or a value we can't read) is tried without waiting for one.
+	invalidated := false
+	if rec, ok := recordOf(l.view.last); ok && !rec.Released {
+		base, invalidated = base.Add(lockDelayOf(l.view.last, l.lockDelay)), true
 	}
 	at := base.Add(time.Duration(r) * l.reg.step)
+	if r == 0 && invalidated {
+		// The best needs no try during the lock-delay: it polls around its
+		// end instead (see refused).
+		at = base.Add(-rankZeroEarly)
+	}
 	if at.After(l.acquire.at) {
 		l.acquire.at = at
 	}

@@ -29,6 +29,11 @@ func TestTransferToNamedAndBest(t *testing.T) {
 		d := start(t, f, "d", Config{Priority: 3, PriorityHold: time.Hour})
 		synctest.Wait()
 
+		// The winner of an acquire knows itself (Consul's answer to the
+		// acquire has no value: the leader is what it wrote).
+		if ld := a.e.State().Leader; ld == nil || ld.ID != "a" || ld.Since.IsZero() {
+			t.Errorf("a's State().Leader = %+v, want a with its acquire time", ld)
+		}
 		if err := b.e.TransferTo(t.Context(), "c"); !errors.Is(err, ErrNotLeader) {
 			t.Errorf("TransferTo on a follower = %v, want ErrNotLeader", err)
 		}

@@ -64,7 +64,10 @@ func (f *fakeConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]con
 		if !ok || err != nil {
 			return nil, false, err
 		}
-		return []consulhttp.KVPair{*f.kv[op.Key]}, true, nil
+		// As Consul does, the answer to a write carries no value.
+		res := *f.kv[op.Key]
+		res.Value = nil
+		return []consulhttp.KVPair{res}, true, nil
 	}
 	if err := f.enter("txn"); err != nil {
 		return nil, false, err
