@@ -483,6 +483,12 @@ type indexConsul struct {
 
 func (c *indexConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOptions) (*consulhttp.KVPair, consulhttp.QueryMeta, error) {
 	c.mu.Lock()
+	if q.Consistent && q.Index == 0 {
+		// Not the follower's watch: the one read on the way out, whether
+		// the key was handed to us.
+		c.mu.Unlock()
+		return nil, consulhttp.QueryMeta{LastIndex: 1}, nil
+	}
 	c.asked = append(c.asked, q.Index)
 	if len(c.answers) == 0 {
 		c.mu.Unlock()

@@ -106,12 +106,20 @@ func (l *loop) forget() { l.view.forget() }
 func (l *loop) quit(quick bool) {
 	l.reg.watch.stop()
 	l.deregister(quick)
-	// A key handed to us that we never led with, or one on its way to us,
-	// must not be left on our session: destroying it would put the key in
-	// its lock-delay. Pass it on (or release it); for a key that is not
-	// ours this is a harmless refusal.
-	if sid := l.sess.ID; sid != "" && !quick && sid != l.abandoned && !l.reg.disabled {
-		if l.handed == nil || !l.handOver(sid, nil) {
+	// A key handed to us that we never led with must not be left on our
+	// session: destroying it would put the key in its lock-delay. Pass it
+	// on, or release it. Once we deregistered no handover to us can commit
+	// (it checks our entry), so one read after it sees any that did.
+	sid := l.sess.ID
+	ours := l.handed != nil || l.view.last != nil && l.view.last.Session == sid
+	if !ours && sid != "" && !quick && sid != l.abandoned && !l.reg.disabled {
+		ctx, cancel := l.writeCtx(false)
+		p, _, err := l.c.GetKV(ctx, l.key, consulhttp.QueryOptions{Consistent: true})
+		cancel()
+		ours = err == nil && p != nil && p.Session == sid
+	}
+	if sid != "" && !quick && sid != l.abandoned && ours {
+		if !l.handOver(sid, nil) {
 			l.release(sid, false)
 		}
 	}

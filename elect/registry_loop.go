@@ -201,9 +201,13 @@ func (l *loop) handOver(sid string, succ *CandidateEntry) bool {
 	theirs, _ := json.Marshal(record{Candidate: succ.Candidate, AcquiredAt: now, LockDelayMS: succ.LockDelayMS})
 	ctx, cancel := l.writeCtx(false)
 	defer cancel()
+	// The last op checks that the successor is still registered: one that
+	// deregistered on its way out (see quit) is never handed the key after
+	// its last look at it.
 	_, ok, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{
 		{Verb: consulhttp.TxnUnlock, Key: l.key, Session: sid, Value: gone},
 		{Verb: consulhttp.TxnLock, Key: l.key, Session: succ.Session, Value: theirs},
+		{Verb: consulhttp.TxnCheckSession, Key: candidateKey(l.key, succ.ID), Session: succ.Session},
 	})
 	if err != nil || !ok {
 		l.log.Warn("handover failed; releasing", "to", succ.ID, "err", err)

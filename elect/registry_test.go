@@ -99,7 +99,7 @@ func TestTransferToAVanishedSuccessorReleases(t *testing.T) {
 		c := start(t, f, "c", Config{})
 		synctest.Wait()
 		a.conn.setBeforeTxn(func(ops []consulhttp.TxnKVOp) {
-			if len(ops) == 2 && ops[1].Verb == consulhttp.TxnLock {
+			if len(ops) >= 2 && ops[1].Verb == consulhttp.TxnLock {
 				f.invalidate(ops[1].Session) // the successor dies now
 			}
 		})

@@ -38,9 +38,10 @@ func (x tapTxn) lonelock(key string) bool {
 	return len(x.Ops) == 1 && x.Ops[0].Verb == consulhttp.TxnLock && x.Ops[0].Key == key
 }
 
-// handover: [unlock key, lock key], a handover.
+// handover: [unlock key, lock key, check the successor's entry], a
+// handover.
 func (x tapTxn) handover(key string) bool {
-	return len(x.Ops) == 2 && x.Ops[0].Verb == consulhttp.TxnUnlock && x.Ops[0].Key == key &&
+	return len(x.Ops) >= 2 && x.Ops[0].Verb == consulhttp.TxnUnlock && x.Ops[0].Key == key &&
 		x.Ops[1].Verb == consulhttp.TxnLock && x.Ops[1].Key == key
 }
 
