@@ -123,6 +123,10 @@ func (l *loop) stepDownTo(reason Reason, succ *CandidateEntry) (moved bool) {
 		l.release(t.Session, true)
 		l.giveUp(t.Session)
 	}
+	// A former leader has not been waiting: its entry goes to the back of
+	// its priority (no ping-pong between two candidates under -restart).
+	l.reg.fresh = false
+	l.reg.since, l.reg.registered = time.Now(), ""
 	l.session.unhold(t.Session)
 	l.termEnded(t, reason)
 	l.leader = nil

@@ -42,7 +42,7 @@ func (l *loop) onRegistry(a answer[[]consulhttp.KVPair]) {
 	if !l.leading {
 		return
 	}
-	l.reg.entries = parseRegistry(l.key, a.val, l.view.last)
+	l.reg.entries, l.reg.fresh = parseRegistry(l.key, a.val, l.view.last), true
 	l.prune(a.val)
 	for _, kv := range a.val {
 		if kv.Key == TransferKey(l.key) && kv.ModifyIndex != l.reg.handled {

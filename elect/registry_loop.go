@@ -32,6 +32,7 @@ type registryState struct {
 	// showed, and since when each higher-priority candidate was live.
 	watch     watch[[]consulhttp.KVPair]
 	entries   []CandidateEntry
+	fresh     bool                 // entries came from the watch during this term
 	firstSeen map[string]time.Time // by session
 	handled   uint64               // ModifyIndex of the last transfer request acted on
 }
@@ -77,8 +78,10 @@ func (l *loop) register() {
 	case !ok:
 		// Held by our previous session (released once it is destroyed),
 		// in the lock-delay of an invalidated one, or held by another
-		// candidate with our id.
-		d := l.reg.retry.failed(time.Now())
+		// candidate with our id: none of them passes in milliseconds.
+		now := time.Now()
+		d := max(l.reg.retry.failed(now), l.lockDelay/4)
+		l.reg.retry.at = now.Add(d)
 		l.log.Warn("registry entry held by another session or in its lock-delay; retrying", "entry", l.reg.entryKey, "retry_in", d)
 	default:
 		l.reg.registered, l.reg.retry = sid, retry{}
@@ -143,6 +146,10 @@ func (l *loop) rank() {
 	r := Rank(entries, l.sess.ID)
 	l.reg.rank, l.reg.rankKnown = r, true
 	base := l.view.freeSince
+	if l.view.last == nil {
+		// Missing: nobody takes it before the missing-key wait is over.
+		base = l.view.missing.over(l.missingWait)
+	}
 	// A leaderd record not marked released was left by an invalidation:
 	// nobody gets the key before its lock-delay. Anything else (released,
 	// or a value we can't read) is tried without waiting for one.
@@ -183,19 +190,34 @@ func (l *loop) transfer(to string) error {
 // transaction (no lock-delay, no race); succ nil: the best live candidate
 // from a fresh read of the registry. It reports whether the key moved.
 func (l *loop) handOver(sid string, succ *CandidateEntry) bool {
-	if succ == nil {
-		if l.reg.disabled {
-			return false
-		}
-		entries, err := l.readRegistry()
-		if err != nil {
-			l.log.Warn("read registry failed; releasing", "err", err)
-			return false
-		}
-		if succ = successor(entries, sid, ""); succ == nil {
-			return false
+	if succ != nil {
+		return l.moveTo(sid, succ)
+	}
+	if l.reg.disabled {
+		return false
+	}
+	// The registry as the leader's watch last showed it saves a read; the
+	// transaction checks the successor's entry, and a failure reads afresh.
+	if l.reg.fresh {
+		l.reg.fresh = false
+		if c := successor(l.reg.entries, sid, ""); c != nil && l.moveTo(sid, c) {
+			return true
 		}
 	}
+	entries, err := l.readRegistry()
+	if err != nil {
+		l.log.Warn("read registry failed; releasing", "err", err)
+		return false
+	}
+	if succ = successor(entries, sid, ""); succ == nil {
+		return false
+	}
+	return l.moveTo(sid, succ)
+}
+
+// moveTo moves the key held by session sid to succ's session in one
+// transaction; it reports whether it did.
+func (l *loop) moveTo(sid string, succ *CandidateEntry) bool {
 	now := time.Now()
 	gone, _ := json.Marshal(record{Candidate: l.candidate, AcquiredAt: now, Released: true})
 	theirs, _ := json.Marshal(record{Candidate: succ.Candidate, AcquiredAt: now, LockDelayMS: succ.LockDelayMS})
@@ -210,7 +232,7 @@ func (l *loop) handOver(sid string, succ *CandidateEntry) bool {
 		{Verb: consulhttp.TxnCheckSession, Key: candidateKey(l.key, succ.ID), Session: succ.Session},
 	})
 	if err != nil || !ok {
-		l.log.Warn("handover failed; releasing", "to", succ.ID, "err", err)
+		l.log.Warn("handover failed", "to", succ.ID, "err", err)
 		return false
 	}
 	l.log.Info("handed over", "to", succ.ID, "session", succ.Session, "priority", succ.Priority)

@@ -252,3 +252,44 @@ func termTokens(c *cand) []uint64 {
 	}
 	return out
 }
+
+// TestHandoversGoRoundNotPingPong: a leader that steps down goes to the
+// back of the queue, so handovers among equals go round all of them
+// instead of back and forth between two (-restart's repeated resigns).
+func TestHandoversGoRoundNotPingPong(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake(t)
+		a := start(t, f, "a", Config{})
+		synctest.Wait()
+		time.Sleep(time.Second)
+		b := start(t, f, "b", Config{})
+		time.Sleep(time.Second)
+		c := start(t, f, "c", Config{})
+		time.Sleep(time.Second)
+		synctest.Wait()
+		var order []string
+		all := []*cand{a, b, c}
+		for range 6 {
+			cur := leaders(all...)
+			if len(cur) != 1 {
+				t.Fatalf("leaders %v, want one", cur)
+			}
+			order = append(order, cur[0])
+			for _, x := range all {
+				if x.id == cur[0] {
+					if err := x.e.Resign(t.Context()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			time.Sleep(time.Second) // re-registration goes to the back
+			synctest.Wait()
+		}
+		if diff := cmp.Diff([]string{"a", "b", "c", "a", "b", "c"}, order); diff != "" {
+			t.Errorf("leaders in turn (-want +got):\n%s", diff)
+		}
+		for _, x := range all {
+			x.stop(t)
+		}
+	})
+}
