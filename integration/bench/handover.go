@@ -100,8 +100,8 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 // handoverSample is one measured handover.
 type handoverSample struct {
 	latency  float64        // ms, old child's exit to new child's start
-	acquire  float64        // ms, old child's exit to the winner's acquire answer
-	release  float64        // ms, old child's exit to the old leader's release sent (-1: none seen)
+	acquire  float64        // ms, old child's exit to the winner's acquire answer (or the old leader's handover's)
+	release  float64        // ms, old child's exit to the old leader's release (or handover) sent (-1: none seen)
 	herd     float64        // ms, old child's exit to the last acquire answered (anyone's)
 	readBack float64        // ms, the winner's first non-blocking read after its acquire (-1: none)
 	toRead   float64        // ms, the winner's acquire answer to that read's sending (-1: none)
@@ -161,7 +161,12 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 		h.release = ms(rel.Sub(exit.At))
 	}
 	if w := s.byLabel(next.Label); w != nil {
+		// The key moved to the winner by its own acquire or, with
+		// leaderd's handover, by the old leader's transaction.
 		acq := w.port.lastAcquire()
+		if ho := leader.port.lastHandover(); ho.After(exit.At) && !acq.After(exit.At) {
+			acq = ho
+		}
 		h.acquire = ms(acq.Sub(exit.At))
 		if start, end := w.port.lastRead(); !start.Before(acq) && !end.IsZero() {
 			h.readBack = ms(end.Sub(start))

@@ -60,20 +60,21 @@ type HandoverSeries struct {
 	Tool      string
 	Mode      string    // modeChildExit or modeSIGTERM
 	Latencies []float64 // ms, the old child's exit line to the new child's start line
-	// AcquireMs: from the old child's exit until the new leader's
-	// successful acquire was answered (the rest of Latencies is what the
-	// new leader does before its child runs).
+	// AcquireMs: from the old child's exit until the key was the new
+	// leader's: its successful acquire answered, or (leaderd's handover)
+	// the old leader's transaction that moved the key to it (the rest of
+	// Latencies is what the new leader does before its child runs).
 	AcquireMs []float64
 	// ReleaseMs: from the old child's exit until the old leader sent its
-	// release (-1: none seen): what the old leader took to let go.
+	// release or handover (-1: none seen): what the old leader took to let go.
 	ReleaseMs []float64
 	// HerdMs: until the last acquire of the handover, anyone's, was
 	// answered: when the losers were done trying.
 	HerdMs []float64
-	// ReadBackMs: the winner's first non-blocking read after its acquire
-	// (leaderd: the consistent read of its fencing token, before its child
-	// starts; consul lock: its monitor's first read, while its child
-	// starts); -1 when there was none.
+	// ReadBackMs: the winner's first non-blocking read of the key after
+	// its acquire (consul lock: its monitor's first read, while its child
+	// starts; leaderd before issue 12: the consistent read of its fencing
+	// token, which now comes in the acquire's answer); -1 when there was none.
 	ReadBackMs []float64
 	// ToReadMs and FromReadMs: from the acquire's answer until that read
 	// was sent, and from its answer until the new child started (-1: none).
