@@ -28,7 +28,10 @@ type Results struct {
 	Idle      []IdleCandidate
 	Footprint Footprint
 	Scale     []ScalePoint
-	Many      *ManyResult
+	// ScaleCrash is crash failover with N candidates on one key, as the
+	// crash experiment measures it with 3, in few runs.
+	ScaleCrash []CrashSeries `json:",omitempty"`
+	Many       *ManyResult
 }
 
 // Machine describes where the numbers come from.
@@ -109,6 +112,7 @@ type CrashSeries struct {
 	// floor.
 	Window float64
 	Runs   []CrashRun
+	N      int // candidates on the key (the crash experiment: 3)
 }
 
 // CrashRun is one SIGKILL of the leader.

@@ -12,14 +12,35 @@ import (
 
 // scale starts n candidate processes of f on one key and measures
 // handovers (the leader's child exits) among them: latency, and the
-// requests every candidate makes until all wait again.
-func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoint, error) {
-	pt := ScalePoint{Tool: f.Tool, N: n, How: "processes", RequestKinds: map[string]int{}}
+// requests every candidate makes until all wait again; then, if crashes
+// > 0, that many crash failovers (the leader SIGKILLed) on the same
+// candidates. No handovers: only the crashes (pt is then empty).
+func (b *bench) scale(ctx context.Context, f flavor, n, handovers, crashes int) (pt ScalePoint, cs *CrashSeries, err error) {
 	s, err := b.newSeries(fmt.Sprintf("scale-%s-%d", f.Slug, n), f, n)
 	if err != nil {
-		return pt, err
+		return pt, nil, err
 	}
 	defer s.stop()
+	if handovers > 0 {
+		if pt, err = s.scaleHandovers(ctx, handovers); err != nil {
+			return pt, nil, err
+		}
+	}
+	if crashes > 0 {
+		// A replaced leader starts while n others wait: give it time.
+		c, err := s.crashes(ctx, crashes, 90*time.Second+time.Duration(n)*100*time.Millisecond)
+		if err != nil {
+			return pt, nil, err
+		}
+		cs = &c
+	}
+	return pt, cs, nil
+}
+
+// scaleHandovers starts the series' candidates and measures handovers.
+func (s *series) scaleHandovers(ctx context.Context, handovers int) (ScalePoint, error) {
+	f, n := s.f, len(s.slots)
+	pt := ScalePoint{Tool: f.Tool, N: n, How: "processes", RequestKinds: map[string]int{}}
 	start := time.Now()
 	if _, err := s.fill(); err != nil {
 		return pt, err
