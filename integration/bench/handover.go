@@ -86,6 +86,7 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 			r.ReadBackMs = append(r.ReadBackMs, h.readBack)
 			r.ToReadMs = append(r.ToReadMs, h.toRead)
 			r.FromReadMs = append(r.FromReadMs, h.fromRead)
+			r.SeenMs = append(r.SeenMs, h.seen)
 			r.Requests = append(r.Requests, h.requests)
 			r.RestartRequests = append(r.RestartRequests, h.restart)
 			addDelta(r.RequestKinds, nil, h.kinds)
@@ -106,6 +107,7 @@ type handoverSample struct {
 	readBack float64        // ms, the winner's first non-blocking read after its acquire (-1: none)
 	toRead   float64        // ms, the winner's acquire answer to that read's sending (-1: none)
 	fromRead float64        // ms, that read's answer to the new child's start (-1: none)
+	seen     float64        // ms, old child's exit to the winner's blocking read answered, when a handover moved the key to it (-1: not so)
 	requests int            // by the candidates running at the start, renews left out
 	kinds    map[string]int // the same, by kind
 	restart  int            // by the replacement process, if one was started
@@ -155,7 +157,7 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 	if err := s.awaitReady(hctx); err != nil {
 		return handoverSample{}, err
 	}
-	h := handoverSample{latency: ms(next.At.Sub(exit.At)), release: -1, readBack: -1, toRead: -1, fromRead: -1, kinds: map[string]int{},
+	h := handoverSample{latency: ms(next.At.Sub(exit.At)), release: -1, readBack: -1, toRead: -1, fromRead: -1, seen: -1, kinds: map[string]int{},
 		killed: exit.Kind == "gone", restart: total(requests(fresh))}
 	if rel := leader.port.lastRelease(); !rel.Before(exit.At) {
 		h.release = ms(rel.Sub(exit.At))
@@ -171,6 +173,11 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 		if start, end := w.port.lastRead(); !start.Before(acq) && !end.IsZero() {
 			h.readBack = ms(end.Sub(start))
 			h.toRead, h.fromRead = ms(start.Sub(acq)), ms(next.At.Sub(end))
+		}
+		// A key handed over by the old leader's transaction reaches the
+		// winner through its blocking read, which the transaction answers.
+		if _, end := w.port.last(kindWatch); !acq.Equal(w.port.lastAcquire()) && end.After(acq) && !end.After(next.At) {
+			h.seen = ms(end.Sub(exit.At))
 		}
 	}
 	for _, c := range before {

@@ -202,6 +202,7 @@ type port struct {
 	handedOff time.Time            // when the latest handover transaction was answered
 	released  time.Time            // when the latest release (or handover) was sent
 	answered  map[string]time.Time // by kind: when the latest request was answered
+	sent      map[string]time.Time // by kind: when the latest request was sent
 	readStart time.Time            // the latest non-blocking read: sent
 	readEnd   time.Time            // ... and answered (zero while in flight)
 	changed   chan struct{}        // closed and replaced on every change
@@ -212,7 +213,7 @@ func (p *proxy) listen() (*port, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, answered: map[string]time.Time{},
+	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, answered: map[string]time.Time{}, sent: map[string]time.Time{},
 		changed: make(chan struct{})}
 	pt.srv = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pt.serve(p.rp, w, r) }),
@@ -240,6 +241,7 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 		defer pt.update(func() { pt.watching-- })
 	}
 	start := time.Now()
+	pt.update(func() { pt.sent[kind] = start })
 	switch kind {
 	case kindRead:
 		pt.update(func() { pt.readStart, pt.readEnd = start, time.Time{} })
@@ -295,6 +297,18 @@ func (pt *port) lastRelease() time.Time {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	return pt.released
+}
+
+// last is the latest request of this kind: when it was sent and answered
+// (zero while in flight, or none).
+func (pt *port) last(kind string) (sent, answered time.Time) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	sent, answered = pt.sent[kind], pt.answered[kind]
+	if answered.Before(sent) {
+		answered = time.Time{}
+	}
+	return sent, answered
 }
 
 // lastAcquire is when the candidate's latest acquire was answered.

@@ -83,6 +83,10 @@ type HandoverSeries struct {
 	// was sent, and from its answer until the new child started (-1: none).
 	ToReadMs   []float64
 	FromReadMs []float64
+	// SeenMs: from the old child's exit until the winner's blocking read
+	// brought it the key that the old leader's handover transaction moved
+	// to it (-1: the winner acquired the key itself).
+	SeenMs []float64 `json:",omitempty"`
 	// Requests per handover reaching Consul from the candidates that were
 	// running when it began, until all waited again; RestartRequests are the
 	// replacement process's own (consul lock exits with its child; a
@@ -171,10 +175,12 @@ type ScalePoint struct {
 	N            int
 	How          string         // "processes"
 	Latencies    []float64      // ms
-	AcquireMs    []float64      // ms, until the winner's acquire was answered (see HandoverSeries)
+	AcquireMs    []float64      // ms, until the key was the winner's (see HandoverSeries)
+	ReleaseMs    []float64      `json:",omitempty"` // see HandoverSeries
 	ReadBackMs   []float64      // see HandoverSeries
 	ToReadMs     []float64      // see HandoverSeries
 	FromReadMs   []float64      // see HandoverSeries
+	SeenMs       []float64      `json:",omitempty"` // see HandoverSeries
 	HerdMs       []float64      // see HandoverSeries
 	Requests     []int          // per handover, all candidates, until all wait again
 	Restart      []int          // consul lock: the replacement process's requests

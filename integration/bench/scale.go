@@ -71,10 +71,12 @@ func (s *series) scaleHandovers(ctx context.Context, handovers int) (ScalePoint,
 		}
 		pt.Latencies = append(pt.Latencies, h.latency)
 		pt.AcquireMs = append(pt.AcquireMs, h.acquire)
+		pt.ReleaseMs = append(pt.ReleaseMs, h.release)
 		pt.HerdMs = append(pt.HerdMs, h.herd)
 		pt.ReadBackMs = append(pt.ReadBackMs, h.readBack)
 		pt.ToReadMs = append(pt.ToReadMs, h.toRead)
 		pt.FromReadMs = append(pt.FromReadMs, h.fromRead)
+		pt.SeenMs = append(pt.SeenMs, h.seen)
 		pt.Requests = append(pt.Requests, h.requests)
 		addDelta(pt.RequestKinds, nil, h.kinds)
 		if f.Tool == toolConsulLock {
