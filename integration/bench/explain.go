@@ -106,7 +106,7 @@ func explain(b io.Writer, r *Results) {
 		w("**Graceful handover, 3 candidates (%s).** leaderd took %s (p50) against consul lock's %s, %.2f×: above\n",
 			mode, fmtMs(median(l.Latencies)), fmtMs(median(c.Latencies)), median(l.Latencies)/median(c.Latencies))
 		w("the %g× target. ", handoverTarget3)
-		handoverSteps(w, l.Latencies, l.ReleaseMs, l.AcquireMs, l.SeenMs, l.ReadBackMs, c.Latencies, c.ReleaseMs, c.AcquireMs)
+		handoverSteps(w, l.Latencies, l.ReleaseMs, l.ListMs, l.AcquireMs, l.SeenMs, l.HandedOver, l.ReadBackMs, c.Latencies, c.ReleaseMs, c.AcquireMs)
 		w("\n")
 	}
 
@@ -116,7 +116,7 @@ func explain(b io.Writer, r *Results) {
 		w("**Handover with %d candidates.** leaderd's handover took %s (p50) against consul lock's %s (%.2f×; the\n",
 			n, fmtMs(median(l.Latencies)), fmtMs(median(c.Latencies)), median(l.Latencies)/median(c.Latencies))
 		w("target is ≤ %g× and ≤ %s). ", handoverTargetMany, fmtMs(handoverTargetManyMs))
-		handoverSteps(w, l.Latencies, l.ReleaseMs, l.AcquireMs, l.SeenMs, l.ReadBackMs, c.Latencies, c.ReleaseMs, c.AcquireMs)
+		handoverSteps(w, l.Latencies, l.ReleaseMs, l.ListMs, l.AcquireMs, l.SeenMs, l.HandedOver, l.ReadBackMs, c.Latencies, c.ReleaseMs, c.AcquireMs)
 		lw, lr := l.split()
 		cw, cr := c.split()
 		w("Per handover leaderd's candidates sent %.1f writes and %.1f reads (consul lock's: %.1f and %.1f). Every step\n", lw, lr, cw, cr)
@@ -178,13 +178,19 @@ func explain(b io.Writer, r *Results) {
 // handoverSteps writes where a handover's time went, leaderd's against
 // consul lock's (medians, ms from the old child's exit), from what the
 // proxy saw: a read-back is named only if leaderd's winner made one.
-func handoverSteps(w func(string, ...any), lat, rel, acq, seen, readBack, clat, crel, cacq []float64) {
-	w("From the old child's exit, medians: the old leader sent its release or handover at %s (consul lock: %s);\n",
+func handoverSteps(w func(string, ...any), lat, rel, list, acq, seen []float64, handed int, readBack, clat, crel, cacq []float64) {
+	w("From the old child's exit, medians: the old leader sent its release or handover at %s (consul lock: %s)",
 		fmtMs(median(measured(rel))), fmtMs(median(measured(crel))))
+	if lm := measured(list); len(lm) > 0 {
+		w(",\nafter reading the candidate registry to pick the successor (a list, %s)", fmtMs(median(lm)))
+	}
+	w(";\n")
 	w("the key was the winner's at %s (consul lock: %s, its acquire answered)", fmtMs(median(acq)), fmtMs(median(cacq)))
+	if handed > 0 {
+		w(";\nleaderd's handover transaction moved it in %d of %d (the rest: the winner's own acquire)", handed, len(lat))
+	}
 	if sm := measured(seen); len(sm) > 0 {
-		w("; the winner's blocking read brought it the handed-over key\nat %s (%d of %d handovers were handovers; the rest its own acquire)",
-			fmtMs(median(sm)), len(sm), len(lat))
+		w(", and the winner's blocking read\nbrought it the handed-over key at %s", fmtMs(median(sm)))
 	}
 	w("; its child started %s after the key was its (consul lock: %s).\n", fmtMs(afterAcquire(lat, acq)), fmtMs(afterAcquire(clat, cacq)))
 	if rb := measured(readBack); len(rb) > 0 {

@@ -203,6 +203,7 @@ type port struct {
 	released  time.Time            // when the latest release (or handover) was sent
 	answered  map[string]time.Time // by kind: when the latest request was answered
 	sent      map[string]time.Time // by kind: when the latest request was sent
+	watchEnds []time.Time          // when the latest blocking reads of the key were answered (the last few)
 	readStart time.Time            // the latest non-blocking read: sent
 	readEnd   time.Time            // ... and answered (zero while in flight)
 	changed   chan struct{}        // closed and replaced on every change
@@ -258,6 +259,8 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 			pt.acquired = now
 		case kindHandover:
 			pt.handedOff = now
+		case kindWatch:
+			pt.watchEnds = append(pt.watchEnds[max(0, len(pt.watchEnds)-15):], now)
 		case kindRead:
 			if pt.readStart.Equal(start) {
 				pt.readEnd = now
@@ -309,6 +312,19 @@ func (pt *port) last(kind string) (sent, answered time.Time) {
 		answered = time.Time{}
 	}
 	return sent, answered
+}
+
+// watchAnsweredAfter is when the first blocking read of the key answered
+// after t was answered (zero: none among the last few).
+func (pt *port) watchAnsweredAfter(t time.Time) time.Time {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for _, at := range pt.watchEnds {
+		if at.After(t) {
+			return at
+		}
+	}
+	return time.Time{}
 }
 
 // lastAcquire is when the candidate's latest acquire was answered.

@@ -87,6 +87,13 @@ type HandoverSeries struct {
 	// brought it the key that the old leader's handover transaction moved
 	// to it (-1: the winner acquired the key itself).
 	SeenMs []float64 `json:",omitempty"`
+	// ListMs: the old leader's read of the candidate registry (GET
+	// ?recurse) between its child's exit and its handover, which it
+	// picks the successor from (-1: none).
+	ListMs []float64 `json:",omitempty"`
+	// HandedOver counts the handovers in which the old leader's handover
+	// transaction moved the key (the rest: the winner acquired it).
+	HandedOver int `json:",omitempty"`
 	// Requests per handover reaching Consul from the candidates that were
 	// running when it began, until all waited again; RestartRequests are the
 	// replacement process's own (consul lock exits with its child; a
@@ -181,6 +188,8 @@ type ScalePoint struct {
 	ToReadMs     []float64      // see HandoverSeries
 	FromReadMs   []float64      // see HandoverSeries
 	SeenMs       []float64      `json:",omitempty"` // see HandoverSeries
+	ListMs       []float64      `json:",omitempty"` // see HandoverSeries
+	HandedOver   int            `json:",omitempty"` // see HandoverSeries
 	HerdMs       []float64      // see HandoverSeries
 	Requests     []int          // per handover, all candidates, until all wait again
 	Restart      []int          // consul lock: the replacement process's requests

@@ -77,6 +77,10 @@ func (s *series) scaleHandovers(ctx context.Context, handovers int) (ScalePoint,
 		pt.ToReadMs = append(pt.ToReadMs, h.toRead)
 		pt.FromReadMs = append(pt.FromReadMs, h.fromRead)
 		pt.SeenMs = append(pt.SeenMs, h.seen)
+		pt.ListMs = append(pt.ListMs, h.list)
+		if h.handed {
+			pt.HandedOver++
+		}
 		pt.Requests = append(pt.Requests, h.requests)
 		addDelta(pt.RequestKinds, nil, h.kinds)
 		if f.Tool == toolConsulLock {
