@@ -266,17 +266,6 @@ func joinInts(xs []int, sep string) string {
 	return strings.Join(parts, sep)
 }
 
-func meanOf(xs []float64) float64 {
-	if len(xs) == 0 {
-		return math.NaN()
-	}
-	sum := 0.0
-	for _, x := range xs {
-		sum += x
-	}
-	return sum / float64(len(xs))
-}
-
 func scaleCrashOf(r *Results, tool string, n int) *CrashSeries {
 	for i := range r.ScaleCrash {
 		if c := &r.ScaleCrash[i]; c.Tool == tool && c.N == n && len(c.Runs) > 0 {
