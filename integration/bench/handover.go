@@ -126,7 +126,15 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 	b := s.b
 	old, leader, ok := s.leader()
 	if !ok {
-		return handoverSample{}, fmt.Errorf("%s: no leader", s.name)
+		// The leader lost its term since the series settled (a loaded
+		// machine: its session expired): wait for the next one, once.
+		b.log.Warn("no leader before a handover; waiting for one", "series", s.name)
+		if err := s.awaitReadyWithin(ctx, timeout); err != nil {
+			return handoverSample{}, err
+		}
+		if old, leader, ok = s.leader(); !ok {
+			return handoverSample{}, fmt.Errorf("%s: no leader", s.name)
+		}
 	}
 	before := s.live()
 	reqBefore := requests(before)

@@ -373,7 +373,13 @@ func (b *bench) scaleAll(ctx context.Context, p plan, r *Results) error {
 			b.log.Info("scale", "tool", f.Tool, "candidates", n, "handovers", hand, "crashes", crashes)
 			pt, cs, err := b.scale(ctx, f, n, hand, crashes)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// Keep the rest of the run: the point says why it is missing.
+				b.log.Error("scale point failed", "tool", f.Tool, "candidates", n, "err", err)
+				pt = ScalePoint{Tool: f.Tool, N: n, How: "processes", Skipped: "failed: " + err.Error()}
+				hand, cs = 1, nil
 			}
 			if hand > 0 {
 				b.log.Info("scale done", "tool", f.Tool, "candidates", n, "p50_ms", median(pt.Latencies),

@@ -195,10 +195,13 @@ type ScalePoint struct {
 	Restart      []int          // consul lock: the replacement process's requests
 	RequestKinds map[string]int // Requests summed over all handovers, by kind
 	StartSec     float64        // starting N candidates until all wait
-	RSSMiB       float64        // sum of the candidates' RSS (leaderd: with their keepers)
-	AnonMiB      float64        // sum of their private anonymous memory (the same)
-	Processes    int            // how many processes that is
-	Skipped      string         // why the point wasn't measured
+	// StartupLeaders counts the leaders' children started before the first
+	// handover: 1 unless leadership changed hands during start-up.
+	StartupLeaders int     `json:",omitempty"`
+	RSSMiB         float64 // sum of the candidates' RSS (leaderd: with their keepers)
+	AnonMiB        float64 // sum of their private anonymous memory (the same)
+	Processes      int     // how many processes that is
+	Skipped        string  // why the point wasn't measured
 }
 
 // ManyResult is one process running many elections on one shared session.

@@ -49,6 +49,13 @@ func (s *series) scaleHandovers(ctx context.Context, handovers int) (ScalePoint,
 		return pt, err
 	}
 	pt.StartSec = time.Since(start).Seconds()
+	// Leaders' children that started before the first handover: more than
+	// one means leadership changed hands while the candidates started.
+	for _, ev := range s.b.hub.all() {
+		if ev.Kind == "start" && strings.HasPrefix(ev.Label, s.name+"#") {
+			pt.StartupLeaders++
+		}
+	}
 	var pids []int
 	for _, c := range s.live() {
 		pids = append(pids, c.pid())

@@ -189,9 +189,13 @@ func scaleSection(b io.Writer, r *Results) {
 			if p.Processes > 0 {
 				procs = fmt.Sprintf(" (%d processes)", p.Processes)
 			}
-			w("| %d | %s | %d | %s | %s | %s | %s | %.1f / %.1f | %s | %.1f s | %.0f MiB%s | %.0f MiB |\n", p.N, p.Tool, len(p.Latencies),
+			startup := fmt.Sprintf("%.1f s", p.StartSec)
+			if p.StartupLeaders > 1 {
+				startup += fmt.Sprintf(" (**%d leaders' children started**: leadership changed hands during start-up)", p.StartupLeaders)
+			}
+			w("| %d | %s | %d | %s | %s | %s | %s | %.1f / %.1f | %s | %s | %.0f MiB%s | %.0f MiB |\n", p.N, p.Tool, len(p.Latencies),
 				fmtMs(median(p.Latencies)), fmtMs(percentile(p.Latencies, 99)), fmtMs(median(p.AcquireMs)),
-				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), wr, rd, req, p.StartSec, p.RSSMiB, procs, p.AnonMiB)
+				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), wr, rd, req, startup, p.RSSMiB, procs, p.AnonMiB)
 		}
 		w("\nWrites are everything that changes Consul's state (acquires, releases, transactions, session and\n")
 		w("check changes); reads are the blocking reads and lists that waiting candidates re-issue, and plain reads.\n")
