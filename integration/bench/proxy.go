@@ -102,7 +102,7 @@ func classifyTxn(body []byte) string {
 			return kindRegister
 		}
 		return kindTxnAcquire
-	case "unlock lock":
+	case "unlock lock", "unlock lock check-session":
 		return kindHandover
 	case "check-session delete":
 		return kindDeregister
