@@ -40,6 +40,8 @@ var flagOfField = map[string]string{
 	elect.FieldRenewInterval: "renew-interval",
 	elect.FieldCheckTTL:      "check-ttl",
 	elect.FieldMargin:        "kill-timeout",
+	elect.FieldPriority:      "priority",
+	elect.FieldPriorityHold:  "priority-hold",
 }
 
 // runConfig is what `leaderd run` was told, after flags, environment and
@@ -67,13 +69,15 @@ type runConfig struct {
 
 	// ListenNamed: the user gave -listen (or LEADERD_LISTEN). Only a
 	// default address falls back to a free port when it is taken.
-	ListenNamed bool
-	SessionName string        // -name; "": elect's "leaderd: <key>"
-	Timeout     time.Duration // -timeout: give up (exit 4) if not leading by then; 0: never
-	PassStdin   bool          // the child reads leaderd's stdin
-	Hook        string        // shell line run on every role change (package elect/hooks)
-	HookTimeout time.Duration // 0: hooks.DefaultTimeout
-	Slots       int           // -n above 1: up to Slots holders at once (slots.go); 0: one leader
+	ListenNamed  bool
+	SessionName  string        // -name; "": elect's "leaderd: <key>"
+	Timeout      time.Duration // -timeout: give up (exit 4) if not leading by then; 0: never
+	PassStdin    bool          // the child reads leaderd's stdin
+	Hook         string        // shell line run on every role change (package elect/hooks)
+	HookTimeout  time.Duration // 0: hooks.DefaultTimeout
+	Slots        int           // -n above 1: up to Slots holders at once (slots.go); 0: one leader
+	Priority     int           // -priority: rank among the candidates (priority.go)
+	PriorityHold time.Duration // -priority-hold: a better candidate's wait before the leader hands over
 }
 
 // margin is elect.Config.Margin for this configuration.
@@ -93,6 +97,8 @@ func (c runConfig) electConfig(startedAt time.Time) elect.Config {
 		CheckID:       "leaderd:" + c.ID,
 		SessionName:   c.SessionName,
 		Margin:        c.margin(),
+		Priority:      c.Priority,
+		PriorityHold:  c.PriorityHold,
 		// Nomad's default kill_timeout is 5s: the child's share comes
 		// first, the rest is enough for release and destroy.
 		ReleaseTimeout: 2 * time.Second,
@@ -170,6 +176,7 @@ func declareRunFlags(fs *flagSet, cfg *runConfig) *consulhttp.Flags {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn or error")
 	registerParityFlags(fs, cfg)
 	registerSlotsFlags(fs, cfg)
+	registerPriorityFlags(fs, cfg)
 	return registerConsulFlags(fs)
 }
 
@@ -243,6 +250,7 @@ func (cfg *runConfig) finish(argv []string, fs *flagSet, cf *consulhttp.Flags, g
 	}
 	errs = append(errs, parityErrors(*cfg, fs)...)
 	errs = append(errs, slotsErrors(*cfg, fs)...)
+	errs = append(errs, priorityErrors(*cfg, fs)...)
 	for _, p := range cfg.Publish {
 		if p != nomad.PublishConsulTags && p != nomad.PublishNomadVars {
 			bad("invalid %s %q: unknown publisher (want %s or %s)", fs.name("publish"), p, nomad.PublishConsulTags, nomad.PublishNomadVars)

@@ -13,12 +13,17 @@ import (
 )
 
 const leaderSynopsis = `
-Usage: leaderd leader [-service name | -key key] [-json] [-watch]
+Usage: leaderd leader [-service name | -key key] [-candidates] [-json] [-watch]
 
 Print who leads now: id, address, fencing token, since when, session. With
 -watch, print a line for the current leader and then one for every change
 (blocking queries, no polling) until interrupted. -json prints JSON lines:
 {"time": ..., "leader": {...}} with "leader": null when nobody leads.
+
+-candidates lists every registered candidate instead, best first (the order
+handovers and failovers follow): id, priority, live, leading, since when,
+session; -json prints {"time": ..., "leader": {...}, "candidates": [...]}.
+It needs read access to the key's prefix (key_prefix), not only the key.
 
 Exit codes: 0 somebody leads (or -watch was interrupted), 3 nobody leads,
 1 error (Consul unreachable, ACL denied), 2 bad flags.`
@@ -26,7 +31,8 @@ Exit codes: 0 somebody leads (or -watch was interrupted), 3 nobody leads,
 const leaderExamples = `
   leaderd leader -service billing
   leaderd leader -key services/billing/leader -json | jq .leader.token
-  leaderd leader -service billing -watch`
+  leaderd leader -service billing -watch
+  leaderd leader -service billing -candidates`
 
 // leaderLine is one line of `leaderd leader -json`.
 type leaderLine struct {
@@ -42,7 +48,8 @@ func leaderCommand(fs *flagSet) action {
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON lines")
 	fs.BoolVar(&o.watch, "watch", false, "keep printing every change of leader")
 	fs.IntVar(&o.slots, "n", 1, "slots (leaderd run -n): list the holders of the semaphore; -key is its prefix (default "+elect.SlotsPrefixFor("<service>")+")")
-	fs.noEnv["json"], fs.noEnv["watch"] = true, true
+	fs.BoolVar(&o.candidates, "candidates", false, "list every registered candidate, best first, and who leads")
+	fs.noEnv["json"], fs.noEnv["watch"], fs.noEnv["candidates"] = true, true, true
 	cf := registerConsulFlags(fs)
 	return func(ctx context.Context, _ []string, in invocation) int {
 		return showLeader(ctx, o, fs, cf, in.getenv, in.stdout, in.stderr)
@@ -51,9 +58,9 @@ func leaderCommand(fs *flagSet) action {
 
 // leaderOptions are the flags of `leaderd leader`.
 type leaderOptions struct {
-	service, key  string
-	asJSON, watch bool
-	slots         int
+	service, key              string
+	asJSON, watch, candidates bool
+	slots                     int
 }
 
 // showLeader is `leaderd leader` once its flags are parsed.
@@ -70,6 +77,8 @@ func showLeader(ctx context.Context, o leaderOptions, fs *flagSet, cf *consulhtt
 		return exitFor(stderr, "leader", usagef("-service or -key is required"))
 	case key[0] == '/':
 		return exitFor(stderr, "leader", usagef("invalid %s %q: a Consul key must not start with '/'", fs.name("key"), key))
+	case o.candidates && slots > 1:
+		return exitFor(stderr, "leader", usagef("-candidates lists the candidates of one leader: not with %s %d (that lists the holders)", fs.name("n"), slots))
 	}
 	ccfg, err := consulConfig(cf, getenv)
 	if err != nil {
@@ -92,6 +101,9 @@ func showLeader(ctx context.Context, o leaderOptions, fs *flagSet, cf *consulhtt
 		fmt.Fprintln(stdout, leaderText(l))
 	}
 
+	if o.candidates {
+		return printCandidates(ctx, client, key, watch, asJSON, stdout, stderr)
+	}
 	if slots > 1 {
 		return printHolders(ctx, client, key, watch, asJSON, stdout, stderr)
 	}
@@ -108,27 +120,13 @@ func showLeader(ctx context.Context, o leaderOptions, fs *flagSet, cf *consulhtt
 	}
 	// Errors are retried with backoff, except an ACL denial: retrying
 	// can't fix a missing permission.
-	wctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var denied error
+	wctx, wr := newWatchRetries(ctx, "leader", stderr)
+	defer wr.stop()
 	err = elect.Observe(wctx, client, key, func(l *elect.Leader) bool {
 		show(l)
 		return true
-	}, func(err error, attempt int) {
-		if consulhttp.IsPermissionDenied(err) {
-			denied = err
-			cancel()
-			return
-		}
-		fmt.Fprintf(stderr, "leaderd leader: %s (attempt %d, retrying)\n", oneLine(err), attempt)
-	})
-	if denied != nil {
-		err = denied
-	}
-	if err != nil {
-		return exitFor(stderr, "leader", err)
-	}
-	return exitOK
+	}, wr.onErr)
+	return exitFor(stderr, "leader", wr.err(err))
 }
 
 // leaderText is the human line: key=value pairs, "-" for unknown.

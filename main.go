@@ -5,14 +5,17 @@
 //
 // This file is the entry point and the command table, which owns parsing,
 // help and exit codes; each command lives in its own file (run.go,
-// leader.go, jobspec.go, demo.go) and its components in packages (elect,
+// leader.go, transfer.go, jobspec.go, demo.go) and its components in packages (elect,
 // consulhttp, nomad, jobspec). Exit codes, for every command:
 //
 //	0  success
-//	1  runtime error (Consul refused, ACL denied, ...)
+//	1  runtime error (Consul refused, ACL denied, ...); leaderd transfer:
+//	   leadership went to another candidate than -to
 //	2  bad flags, arguments or environment
-//	3  leaderd leader: nobody leads
-//	4  leaderd run -timeout: not leading within the timeout (gave up)
+//	3  leaderd leader, leaderd transfer: nobody leads
+//	4  leaderd run -timeout: not leading within the timeout (gave up);
+//	   leaderd transfer: the leader refused to hand over, or did not within
+//	   -timeout
 //
 // leaderd run with a command exits with the command's own code when the
 // command exits by itself (128+n when it died of signal n).
@@ -92,6 +95,8 @@ var commands = []command{
 		synopsis: runSynopsis, examples: runExamples, takesCommand: true, flags: runCommand},
 	{name: "leader", summary: "print who leads now, or every change with -watch",
 		synopsis: leaderSynopsis, examples: leaderExamples, flags: leaderCommand},
+	{name: "transfer", summary: "ask the leader to hand over, to a chosen candidate or the best other one",
+		synopsis: transferSynopsis, examples: transferExamples, flags: transferCommand},
 	{name: "demo", summary: "start a throwaway Consul and show an election, a handover and a failover",
 		synopsis: demoSynopsis, examples: demoExamples, flags: demoCommand},
 	{name: "jobspec", summary: "render a Nomad job that runs leaderd",
@@ -110,14 +115,16 @@ Commands:
 const mainUsageTail = `  version  print the version
   help     this text; "leaderd help <command>" or "leaderd <command> -h" for one command
 
-Exit codes: 0 ok, 1 runtime error, 2 bad input, 3 no leader (leaderd leader),
-4 not leading within -timeout (leaderd run); leaderd run exits with its
-command's code when the command exits by itself.
+Exit codes: 0 ok, 1 runtime error, 2 bad input, 3 no leader (leaderd leader,
+leaderd transfer), 4 not leading within -timeout (leaderd run) or no
+handover (leaderd transfer); leaderd run exits with its command's code when
+the command exits by itself.
 
 Examples:
   go run . demo                       # see it work, nothing to install
   leaderd run -service billing -- ./billing-worker
   leaderd leader -service billing -watch -json
+  leaderd transfer -service billing -to billing-2
 `
 
 // mainUsage is leaderd -h: the command table's summaries, framed.

@@ -32,6 +32,7 @@ func (c *Client) ListKV(ctx context.Context, prefix string, q QueryOptions) ([]K
 // Verbs of TxnKVOp (Consul's KV transaction verbs).
 const (
 	TxnLock         = "lock"          // acquire Key for Session, writing Value and Flags
+	TxnUnlock       = "unlock"        // release Key held by Session, writing Value and Flags
 	TxnCAS          = "cas"           // write Value and Flags if ModifyIndex is Index (0: if missing)
 	TxnCheckSession = "check-session" // fail unless Key is held by Session
 	TxnDeleteCAS    = "delete-cas"    // delete Key if ModifyIndex is Index
@@ -50,8 +51,11 @@ type TxnKVOp struct {
 
 // TxnKV applies ops atomically (PUT /v1/txn). ok false (with a nil error)
 // means Consul rolled the transaction back because an operation failed (a
-// CAS lost, a lock held by another session, a session that does not hold
-// a key): an answer, not a failure to talk to Consul. On success the
+// CAS lost, a lock held by another session or in its lock-delay, a session
+// that does not hold a key): an answer, not a failure to talk to Consul. A
+// lock or unlock by a session Consul does not know is an error matching
+// ErrSessionNotFound, and one the token may not do is a 403 StatusError
+// (IsPermissionDenied), although Consul answers both with 409. On success the
 // results are the keys as written, one per op that returns one; a write's
 // ModifyIndex is the Raft index of the transaction.
 func (c *Client) TxnKV(ctx context.Context, ops []TxnKVOp) ([]KVPair, bool, error) {
@@ -81,8 +85,23 @@ func (c *Client) TxnKV(ctx context.Context, ops []TxnKVOp) ([]KVPair, bool, erro
 	}
 	var out struct {
 		Results []struct{ KV *KVPair }
+		Errors  []struct{ What string }
 	}
 	if resp.code == http.StatusConflict {
+		// Rolled back. A lock by a session Consul doesn't know is not an
+		// answer about the key: the session is gone.
+		if decodeJSON(resp.body, &out) == nil {
+			for _, e := range out.Errors {
+				switch {
+				case strings.Contains(e.What, `invalid session "`):
+					return nil, false, sessionNotFound(&StatusError{Method: req.method, Path: req.path, Code: resp.code, Body: e.What})
+				case strings.HasPrefix(e.What, "Permission denied"):
+					// An op the token may not do: Consul rolls back with
+					// 409, but it means what a 403 means.
+					return nil, false, &StatusError{Method: req.method, Path: req.path, Code: http.StatusForbidden, Body: e.What}
+				}
+			}
+		}
 		return nil, false, nil
 	}
 	if err := c.ok(req, resp); err != nil {

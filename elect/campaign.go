@@ -62,16 +62,27 @@ func (k *campaign) setState(s State) {
 	k.state = s
 }
 
-// resignRequest asks the loop to step down; token 0 means any term.
+// resignRequest asks the loop to step down; token 0 means any term. With
+// transfer it hands the key over to the candidate to ("": the best one).
 type resignRequest struct {
-	token uint64
-	reply chan error
+	token    uint64
+	transfer bool
+	to       string
+	reply    chan error
 }
 
 // askResign sends a resign request to the running loop and waits for its
 // answer, or for ctx.
 func (k *campaign) askResign(ctx context.Context, token uint64) error {
-	req := resignRequest{token: token, reply: make(chan error, 1)}
+	return k.ask(ctx, resignRequest{token: token, reply: make(chan error, 1)})
+}
+
+// askTransfer asks the running loop to hand over to the candidate to.
+func (k *campaign) askTransfer(ctx context.Context, to string) error {
+	return k.ask(ctx, resignRequest{transfer: true, to: to, reply: make(chan error, 1)})
+}
+
+func (k *campaign) ask(ctx context.Context, req resignRequest) error {
 	select {
 	case k.resign <- req:
 	case <-ctx.Done():

@@ -70,6 +70,13 @@ type loopKind[T any] interface {
 	// quit lets go of what is still held when Run returns (quick: Consul
 	// is suspected unreachable).
 	quit(quick bool)
+	// transfer hands the key over to the candidate to ("": the best), for
+	// TransferTo; the loop leads.
+	transfer(to string) error
+	// registry delivers the answers of a second watch (an Election's
+	// leader watches the candidate registry); nil: none.
+	registry() <-chan answer[[]consulhttp.KVPair]
+	onRegistry(a answer[[]consulhttp.KVPair])
 }
 
 // loopTurnHook, when set by a test, is called on every turn of the loop.
@@ -143,6 +150,9 @@ func (l *campaignLoop[T]) run() error {
 		case req := <-l.k.resign:
 			l.checkLease()
 			l.onResign(req)
+		case a := <-l.kind.registry():
+			l.checkLease()
+			l.kind.onRegistry(a)
 		case <-wake.C:
 		}
 	}
@@ -209,6 +219,14 @@ func (l *campaignLoop[T]) onSession() {
 func (l *campaignLoop[T]) onResign(req resignRequest) {
 	if !l.leading || req.token != 0 && req.token != l.term.Token {
 		req.reply <- ErrNotLeader
+		return
+	}
+	if req.transfer {
+		err := l.kind.transfer(req.to)
+		if !l.leading {
+			l.holdOffUntil = time.Now().Add(l.holdOff)
+		}
+		req.reply <- err
 		return
 	}
 	l.kind.stepDown(ReasonReleased)

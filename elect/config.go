@@ -21,6 +21,8 @@ const (
 	DefaultReleaseTimeout = 5 * time.Second
 	DefaultResignHoldOff  = 3 * time.Second
 	DefaultKeyTemplate    = "services/%s/leader"
+	DefaultPriorityHold   = 10 * time.Second
+	DefaultRankStep       = 50 * time.Millisecond
 
 	// MaxLockDelay is where Consul caps lock-delay enforcement.
 	MaxLockDelay = 60 * time.Second
@@ -55,6 +57,9 @@ const (
 	FieldWatchWait      = "WatchWait"
 	FieldReleaseTimeout = "ReleaseTimeout"
 	FieldSession        = "Session"
+	FieldPriority       = "Priority"
+	FieldPriorityHold   = "PriorityHold"
+	FieldRankStep       = "RankStep"
 )
 
 // FieldError is one problem with a Config or SessionConfig. Field is one
@@ -110,6 +115,12 @@ func (c Config) withDefaults() Config {
 	if c.ResignHoldOff == 0 {
 		c.ResignHoldOff = DefaultResignHoldOff
 	}
+	if c.PriorityHold == 0 {
+		c.PriorityHold = DefaultPriorityHold
+	}
+	if c.RankStep == 0 {
+		c.RankStep = DefaultRankStep
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +161,12 @@ func (c Config) validate() error {
 	}
 	if c.ReleaseTimeout < 0 {
 		bad([]string{FieldReleaseTimeout}, "release timeout %v must not be negative", c.ReleaseTimeout)
+	}
+	if c.PriorityHold < 0 {
+		bad([]string{FieldPriorityHold}, "priority hold %v must not be negative", c.PriorityHold)
+	}
+	if c.RankStep < 0 || c.RankStep > 10*time.Second {
+		bad([]string{FieldRankStep}, "rank step %v must be between 0 and 10s", c.RankStep)
 	}
 	if c.Session != nil {
 		if c.TTL != 0 || c.LockDelay != 0 || c.RenewInterval != 0 || c.CheckTTL != 0 || c.Behavior != "" {

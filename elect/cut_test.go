@@ -15,6 +15,35 @@ type CutConsul struct {
 	Consul
 	mu  sync.Mutex
 	cut bool
+	// beforeTxn, if set, runs before a transaction reaches Consul.
+	beforeTxn func(ops []consulhttp.TxnKVOp)
+}
+
+// setBeforeTxn sets beforeTxn.
+func (c *CutConsul) setBeforeTxn(f func(ops []consulhttp.TxnKVOp)) {
+	c.mu.Lock()
+	c.beforeTxn = f
+	c.mu.Unlock()
+}
+
+func (c *CutConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
+	if c.isCut() {
+		return nil, false, errCut
+	}
+	c.mu.Lock()
+	before := c.beforeTxn
+	c.mu.Unlock()
+	if before != nil {
+		before(ops)
+	}
+	return c.Consul.TxnKV(ctx, ops)
+}
+
+func (c *CutConsul) ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
+	if c.isCut() {
+		return nil, consulhttp.QueryMeta{}, errCut
+	}
+	return c.Consul.ListKV(ctx, prefix, q)
 }
 
 func (c *CutConsul) SetCut(v bool) { c.mu.Lock(); c.cut = v; c.mu.Unlock() }

@@ -6,11 +6,20 @@
 // # How it works
 //
 // Each candidate keeps a Consul session alive (TTL, renewed every
-// RenewInterval) and tries to acquire the key with it, writing its Candidate
-// record as the value. The winner leads; everyone watches the key with
-// blocking queries and tries again as soon as the key is free. A graceful
-// leader releases the key (no lock-delay) so a follower takes over in one
-// round trip.
+// RenewInterval), registers itself under CandidatesPrefix(key) (an entry
+// locked with its session: released when it dies), and tries to acquire
+// the key with a one-op transaction, writing its Candidate record as the
+// value. The winner leads; everyone watches the key with blocking queries.
+//
+// A leader that lets go gracefully (Resign, shutdown, TransferTo, a
+// transfer request written by RequestTransfer, a candidate of higher
+// Priority live for PriorityHold) first stops its work, then moves the key
+// to the best live candidate (highest Priority, then longest waiting) in
+// one transaction [unlock ours, lock theirs]: no race, no herd, no
+// lock-delay. If that transaction fails (the successor vanished) it
+// releases the key instead. A key that becomes free is tried in rank order:
+// the best candidate at once, each next one RankStep later unless it sees
+// the key taken, so a crowd costs a few acquires, not one each.
 //
 // # The safety rule
 //
@@ -41,7 +50,15 @@
 // lease end so a supervisor outside this loop can enforce it too.
 //
 // Step-down order, always: stop claiming (State), OnStepDown (the work
-// stops), release the key, and only then may the session be destroyed.
+// stops), hand over or release the key, and only then may the session be
+// destroyed.
+//
+// A successor leads with its own session's latest proof as t_v, even one
+// sent before the handover: the session was valid then, and if Consul ever
+// invalidates it, it does so after it locked the key (else the handover's
+// transaction would have failed), so nobody else takes the key before
+// t_v + LockDelay. When that proof leaves less than a renew interval, the
+// successor renews at once and leads from the renew.
 //
 // A missing key is no proof that nobody leads (Consul may have lost its
 // state while a leader's lease runs): it is taken only LockDelay + Margin
@@ -50,8 +67,9 @@
 //
 // # Fencing
 //
-// Every term has a token, the key's ModifyIndex read back (consistently)
-// right after a successful acquire. It is a Raft index, so it strictly
+// Every term has a token, the key's ModifyIndex as written by the
+// transaction that gave it the key (its own acquire, or the handover that
+// moved it). It is a Raft index, so it strictly
 // increases from term to term across all candidates, as long as the Consul
 // cluster keeps its state. Pass it to the systems the leader writes to and
 // have them reject tokens lower than the highest they have seen: that stops
@@ -85,6 +103,10 @@ package elect
 //     something missing.
 //   - loop.go, keyview.go, acquire.go: an Election's loop (the key as last
 //     seen, acquire, confirm, step down, release).
+//   - registry.go: the candidate registry's layout, ranking, Candidates
+//     and RequestTransfer; registry_loop.go the loop's side of it
+//     (register, rank, hand over, take a key handed over), registry_lead.go
+//     the leader's (its watch: transfer requests, priorities, pruning).
 //   - slots_loop.go, slots_join.go: Slots' loop (the prefix as last seen,
 //     contend, join, leave).
 //   - observe.go (CurrentLeader, Observe), events.go (the event queue),

@@ -47,6 +47,23 @@ func (e *Election) ResignTerm(ctx context.Context, token uint64) error {
 	return e.askResign(ctx, token)
 }
 
+// ErrNoSuccessor is returned by TransferTo when no live candidate (or not
+// the one named) could take the key: the leader then stays leader, or, if
+// the successor vanished during the handover, the key was released.
+var ErrNoSuccessor = errors.New("elect: no successor")
+
+// TransferTo hands leadership over to the live candidate id (empty: the
+// best other candidate, see Config.Priority) in one transaction: this
+// candidate steps down (OnStepDown: its work has stopped), then the key
+// moves to the successor's session, which leads as soon as it sees it, with
+// no race and no lock-delay. It returns nil once the key moved,
+// ErrNotLeader if this candidate does not lead, and ErrNoSuccessor if no
+// such candidate is live (nothing changes) or the successor vanished during
+// the handover (the key was released instead).
+func (e *Election) TransferTo(ctx context.Context, id string) error {
+	return e.askTransfer(ctx, id)
+}
+
 // Run campaigns until ctx is canceled. On cancel it stops leading
 // (OnStepDown), releases the key, destroys its own session and returns nil.
 // It returns an error only for problems retrying can't fix, such as an ACL

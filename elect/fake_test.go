@@ -254,6 +254,12 @@ func (f *fakeConsul) GetKV(ctx context.Context, key string, q consulhttp.QueryOp
 func (f *fakeConsul) Acquire(ctx context.Context, key, session string, value []byte) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.acquireLocked(key, session, value)
+}
+
+// acquireLocked is an acquire, by ?acquire= or by a txn's lone lock op
+// (how elect takes the key). Caller holds mu.
+func (f *fakeConsul) acquireLocked(key, session string, value []byte) (bool, error) {
 	f.acquires = append(f.acquires, session+"@"+time.Now().Format("05.000"))
 	if err := f.enter("acquire"); err != nil {
 		return false, err

@@ -165,35 +165,23 @@ func TestHostileAnswers(t *testing.T) {
 	}, {
 		name:    "acquire: 200 with an empty body",
 		setup:   func(s *hostileServer) { s.acquire = reply(200, "") },
-		wantErr: `bad answer: answer "", want true or false`,
+		wantErr: "PUT /v1/txn: bad answer: empty answer, want JSON",
 	}, {
 		name:    "acquire: yes",
 		setup:   func(s *hostileServer) { s.acquire = reply(200, "yes") },
-		wantErr: `answer "yes", want true or false`,
+		wantErr: "PUT /v1/txn: bad answer: decode JSON: invalid character 'y'",
 	}, {
-		name: "acquire: true, but the read-back shows another session",
+		name: "acquire: the transaction's answer shows another session",
 		setup: func(s *hostileServer) {
-			s.acquire = reply(200, "true")
-			s.get = func(w http.ResponseWriter, r *http.Request, n int) {
-				if r.URL.Query().Has("consistent") {
-					reply(200, kvJSON("svc/leader", someoneElse, 13, `{"id":"other"}`), "X-Consul-Index", "13")(w, r, n)
-					return
-				}
-				s.blockingGet(w, r)
-			}
+			s.acquire = reply(200, txnJSON("svc/leader", someoneElse, 13, `{"id":"other"}`))
 		},
+		wantErr: "unexpected transaction result",
 	}, {
-		name: "acquire: true, but the read-back's ModifyIndex is a string",
+		name: "acquire: the transaction's ModifyIndex is a string",
 		setup: func(s *hostileServer) {
-			s.acquire = reply(200, "true")
-			s.get = func(w http.ResponseWriter, r *http.Request, n int) {
-				if r.URL.Query().Has("consistent") {
-					reply(200, `[{"Key":"svc/leader","Session":"`+sessionID(1)+`","ModifyIndex":"13"}]`, "X-Consul-Index", "13")(w, r, n)
-					return
-				}
-				s.blockingGet(w, r)
-			}
+			s.acquire = reply(200, `{"Results":[{"KV":{"Key":"svc/leader","Session":"`+sessionID(1)+`","ModifyIndex":"13"}}]}`)
 		},
+		wantErr: "cannot unmarshal string into Go struct field KVPair.Results.KV.ModifyIndex of type uint64",
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -377,7 +365,10 @@ func (v *verdict) report(t *testing.T) {
 // ends the term at once. Every term ends within the lease.
 func TestBadRenewsAreNoProof(t *testing.T) {
 	const (
-		window, budget = 4 * time.Second, 80
+		// A term that ends at once costs ~11 requests (create, register,
+		// acquire, the leader's registry watch, release, destroy, reads):
+		// 8 such terms in the window are the protocol, not a hot loop.
+		window, budget = 4 * time.Second, 120
 		ttl, renew     = 2 * time.Second, 500 * time.Millisecond
 		margin         = 500 * time.Millisecond
 		lockDelay      = ttl

@@ -1,9 +1,12 @@
 package elect_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,10 +63,28 @@ func newHostileServer(t *testing.T, limit int) *hostileServer {
 	return s
 }
 
-// op names a request the way the counts do.
+// op names a request the way the counts do. A transaction is named by
+// what it does: a lone lock of the key is an acquire, a lock under
+// candidates/ a registration.
 func op(r *http.Request) string {
 	q := r.URL.Query()
 	switch {
+	case r.URL.Path == "/v1/txn":
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var ops []struct {
+			KV struct{ Verb, Key, Session string }
+		}
+		_ = json.Unmarshal(body, &ops)
+		switch {
+		case len(ops) == 1 && ops[0].KV.Verb == "lock" && strings.Contains(ops[0].KV.Key, "/candidates/"):
+			return "register"
+		case len(ops) == 1 && ops[0].KV.Verb == "lock":
+			return "acquire"
+		}
+		return "txn"
+	case strings.HasPrefix(r.URL.Path, "/v1/kv/") && r.Method == http.MethodGet && q.Has("recurse"):
+		return "list"
 	case r.URL.Path == "/v1/session/create":
 		return "create"
 	case strings.HasPrefix(r.URL.Path, "/v1/session/renew/"):
@@ -112,15 +133,40 @@ func (s *hostileServer) likeConsul(w http.ResponseWriter, r *http.Request, name 
 			strings.TrimPrefix(r.URL.Path, "/v1/session/renew/"))
 	case "destroy":
 		fmt.Fprint(w, "true")
-	case "acquire", "release":
-		sid := r.URL.Query().Get(name)
+	case "acquire":
+		var ops []struct{ KV struct{ Key, Session string } }
+		_ = json.NewDecoder(r.Body).Decode(&ops)
+		sid := ops[0].KV.Session
 		s.mu.Lock()
-		ok := name == "acquire" && (s.holder == "" || s.holder == sid) || name == "release" && s.holder == sid
+		ok := s.holder == "" || s.holder == sid
 		if ok {
 			s.holder = sid
-			if name == "release" {
-				s.holder = ""
-			}
+			s.index++
+			close(s.changed)
+			s.changed = make(chan struct{})
+		}
+		index := s.index
+		s.mu.Unlock()
+		if !ok {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(w, `{"Results":null,"Errors":[{"OpIndex":0,"What":"failed to lock key %q, lock is already held"}]}`, s.key)
+			return
+		}
+		fmt.Fprint(w, txnJSON(s.key, sid, index, `{"id":"me"}`))
+	case "register":
+		var ops []struct{ KV struct{ Key, Session string } }
+		_ = json.NewDecoder(r.Body).Decode(&ops)
+		fmt.Fprint(w, txnJSON(ops[0].KV.Key, ops[0].KV.Session, 2, `{}`))
+	case "txn":
+		fmt.Fprint(w, `{"Results":[],"Errors":null}`)
+	case "list":
+		s.blockingList(w, r)
+	case "release":
+		sid := r.URL.Query().Get(name)
+		s.mu.Lock()
+		ok := s.holder == sid
+		if ok {
+			s.holder = ""
 			s.index++
 			close(s.changed)
 			s.changed = make(chan struct{})
@@ -137,6 +183,19 @@ func (s *hostileServer) likeConsul(w http.ResponseWriter, r *http.Request, name 
 
 // blockingGet serves the key, blocking while ?index= is current.
 func (s *hostileServer) blockingGet(w http.ResponseWriter, r *http.Request) {
+	holder, index, ok := s.block(r)
+	if !ok {
+		return
+	}
+	w.Header().Set("X-Consul-Index", strconv.FormatUint(index, 10))
+	// The key exists even when free (as a release leaves it): a missing
+	// key would make the candidate wait out a lease window first.
+	fmt.Fprint(w, kvJSON(s.key, holder, index, `{"id":"someone"}`))
+}
+
+// block waits while ?index= is current and returns the key's holder and
+// index, or false if the request was canceled.
+func (s *hostileServer) block(r *http.Request) (holder string, index uint64, ok bool) {
 	want, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 	s.mu.Lock()
 	for want > 0 && want == s.index {
@@ -145,16 +204,30 @@ func (s *hostileServer) blockingGet(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ch:
 		case <-r.Context().Done():
-			return
+			return "", 0, false
 		}
 		s.mu.Lock()
 	}
-	holder, index := s.holder, s.index
+	holder, index = s.holder, s.index
 	s.mu.Unlock()
+	return holder, index, true
+}
+
+// blockingList serves an empty prefix (no registry entries: the server
+// stores none), blocking like blockingGet.
+func (s *hostileServer) blockingList(w http.ResponseWriter, r *http.Request) {
+	_, index, ok := s.block(r)
+	if !ok {
+		return
+	}
 	w.Header().Set("X-Consul-Index", strconv.FormatUint(index, 10))
-	// The key exists even when free (as a release leaves it): a missing
-	// key would make the candidate wait out a lease window first.
-	fmt.Fprint(w, kvJSON(s.key, holder, index, `{"id":"someone"}`))
+	w.WriteHeader(http.StatusNotFound)
+}
+
+// txnJSON is a PUT /v1/txn answer for one lock of key as Consul writes it.
+func txnJSON(key, session string, index uint64, value string) string {
+	return fmt.Sprintf(`{"Results":[{"KV":{"LockIndex":1,"Key":%q,"Flags":0,"Value":%q,"Session":%q,"CreateIndex":9,"ModifyIndex":%d}}],"Errors":null}`,
+		key, base64.StdEncoding.EncodeToString([]byte(value)), session, index)
 }
 
 // kvJSON is a GET /v1/kv answer as Consul writes it.

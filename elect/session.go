@@ -71,6 +71,7 @@ type Session struct {
 	cfg   SessionConfig
 	reset chan string
 	kick  chan struct{} // a key was taken: renew at the leader's pace
+	now   chan struct{} // a key was handed to us: renew at once
 
 	mu      sync.Mutex
 	st      sessionState
@@ -97,7 +98,7 @@ func NewSession(c Consul, cfg SessionConfig) (*Session, error) {
 
 func newSession(c Consul, cfg SessionConfig) *Session {
 	return &Session{
-		c: c, cfg: cfg, reset: make(chan string, 1), kick: make(chan struct{}, 1),
+		c: c, cfg: cfg, reset: make(chan string, 1), kick: make(chan struct{}, 1), now: make(chan struct{}, 1),
 		holds: map[string]int{}, changed: make(chan struct{}),
 	}
 }
@@ -109,6 +110,15 @@ func (s *Session) hold(id string) {
 	s.update(func(*sessionState) { s.holds[id]++ })
 	select {
 	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// renewNow asks for a renew at once: a key was handed to a session whose
+// last proof may be old, and its term's lease runs from the next one.
+func (s *Session) renewNow() {
+	select {
+	case s.now <- struct{}{}:
 	default:
 	}
 }

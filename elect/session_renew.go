@@ -104,6 +104,10 @@ func (s *Session) keep(ctx context.Context, id string) error {
 			if failures == 0 && time.Until(due) > s.cfg.RenewInterval {
 				reset(s.cfg.RenewInterval)
 			}
+		case <-s.now:
+			if failures == 0 {
+				reset(0)
+			}
 		case <-renew.C:
 			sent := time.Now()
 			// Half an interval: a hung renew must leave time to retry

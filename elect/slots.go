@@ -60,13 +60,10 @@ type Slots struct {
 	holders []Holder // guarded by campaign.mu
 }
 
-// SlotsConsul is what Slots needs of Consul: an election's operations, a
-// prefix read and KV transactions. *consulhttp.Client satisfies it.
-type SlotsConsul interface {
-	Consul
-	KVLister
-	TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error)
-}
+// SlotsConsul is what Slots needs of Consul: what an Election needs (which
+// includes prefix reads and KV transactions). *consulhttp.Client satisfies
+// it.
+type SlotsConsul = Consul
 
 var _ SlotsConsul = (*consulhttp.Client)(nil)
 
@@ -116,6 +113,9 @@ func NewSlots(c SlotsConsul, cfg Config, limit int) (*Slots, error) {
 	err := cfg.validate()
 	if limit < 1 {
 		err = errors.Join(err, fieldErr([]string{FieldLimit}, "limit %d must be at least 1", limit))
+	}
+	if cfg.Priority != 0 {
+		err = errors.Join(err, fieldErr([]string{FieldPriority}, "priorities are for a single leader: slots have no registry"))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("elect: invalid config: %w", err)

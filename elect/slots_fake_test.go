@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/leaderd/leaderd/consulhttp"
 )
@@ -54,20 +55,51 @@ func (f *fakeConsul) ListKV(ctx context.Context, prefix string, q consulhttp.Que
 func (f *fakeConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if len(ops) == 1 && ops[0].Verb == consulhttp.TxnLock && ops[0].Flags == 0 && !strings.Contains(ops[0].Key, "/candidates/") {
+		// A lone lock is how an Election acquires: count it as one (a
+		// Slots contender key has SemaphoreFlags, a registry entry its
+		// prefix).
+		op := ops[0]
+		ok, err := f.acquireLocked(op.Key, op.Session, op.Value)
+		if !ok || err != nil {
+			return nil, false, err
+		}
+		// As Consul does, the answer to a write carries no value.
+		res := *f.kv[op.Key]
+		res.Value = nil
+		return []consulhttp.KVPair{res}, true, nil
+	}
 	if err := f.enter("txn"); err != nil {
 		return nil, false, err
 	}
-	// Check every op first, then apply them at one new index.
+	// Check every op first, in order (a lock sees an unlock before it),
+	// then apply them at one new index.
+	holder := map[string]string{}
+	holderOf := func(key string) string {
+		if h, ok := holder[key]; ok {
+			return h
+		}
+		if p, ok := f.kv[key]; ok {
+			return p.Session
+		}
+		return ""
+	}
 	for _, op := range ops {
 		p, ok := f.kv[op.Key]
 		switch op.Verb {
 		case consulhttp.TxnLock:
 			if _, live := f.sessions[op.Session]; !live {
+				return nil, false, fmt.Errorf("%w (fake txn: invalid session %q)", consulhttp.ErrSessionNotFound, op.Session)
+			}
+			if h := holderOf(op.Key); h != "" && h != op.Session || time.Now().Before(f.delay[op.Key]) {
 				return nil, false, nil
 			}
-			if ok && p.Session != "" && p.Session != op.Session {
+			holder[op.Key] = op.Session
+		case consulhttp.TxnUnlock:
+			if holderOf(op.Key) != op.Session {
 				return nil, false, nil
 			}
+			holder[op.Key] = ""
 		case consulhttp.TxnCAS:
 			if op.Index == 0 && ok || op.Index != 0 && (!ok || p.ModifyIndex != op.Index) {
 				return nil, false, nil
@@ -77,6 +109,10 @@ func (f *fakeConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]con
 				return nil, false, nil
 			}
 		case consulhttp.TxnDelete:
+		case consulhttp.TxnDeleteCAS:
+			if !ok || p.ModifyIndex != op.Index {
+				return nil, false, nil
+			}
 		default:
 			f.t.Errorf("txn: unexpected verb %q", op.Verb)
 			return nil, false, fmt.Errorf("bad verb %q", op.Verb)
@@ -98,9 +134,12 @@ func (f *fakeConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]con
 				p.LockIndex++
 			}
 			out = append(out, *p)
+		case consulhttp.TxnUnlock:
+			p.Value, p.Flags, p.ModifyIndex, p.Session = op.Value, op.Flags, idx, ""
+			out = append(out, *p)
 		case consulhttp.TxnCheckSession:
 			out = append(out, *p)
-		case consulhttp.TxnDelete:
+		case consulhttp.TxnDelete, consulhttp.TxnDeleteCAS:
 			delete(f.kv, op.Key)
 		}
 	}

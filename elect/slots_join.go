@@ -2,6 +2,7 @@ package elect
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,7 +21,9 @@ func (l *slotsLoop) contend() {
 		l.session.unhold(sid)
 		if err == nil {
 			// Our session could not lock a key of its own: it is gone.
-			err = fmt.Errorf("session %s could not lock its contender key", sid)
+			err = fmt.Errorf("session %s could not lock its contender key: %w", sid, consulhttp.ErrSessionNotFound)
+		}
+		if errors.Is(err, consulhttp.ErrSessionNotFound) {
 			l.session.requestReset(sid)
 		}
 		l.failed("contend", err, &l.join)

@@ -2,6 +2,7 @@ package elect
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"time"
 
@@ -117,6 +118,15 @@ func (l *slotsLoop) onSessionChange() bool {
 }
 
 func (l *slotsLoop) quit(quick bool) { l.dropContender(quick) }
+
+// Slots have no successor to hand a slot to, and no registry.
+func (l *slotsLoop) transfer(string) error {
+	return errors.New("elect: slots do not transfer")
+}
+
+func (l *slotsLoop) registry() <-chan answer[[]consulhttp.KVPair] { return nil }
+
+func (l *slotsLoop) onRegistry(answer[[]consulhttp.KVPair]) {}
 
 // forget starts what was seen afresh: after a gap, a dead holder's or a
 // missing .lock's wait counts again from the next answer, and that read

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/leaderd/leaderd/consulhttp"
 )
 
 func TestStateLeadingAt(t *testing.T) {
@@ -34,12 +36,13 @@ func TestStateLeadingAt(t *testing.T) {
 	}
 }
 
-// slowAcquire answers acquires after 900ms (fake time).
+// slowAcquire answers acquires (and every transaction) after 900ms (fake
+// time).
 type slowAcquire struct{ *fakeConsul }
 
-func (s slowAcquire) Acquire(ctx context.Context, key, session string, value []byte) (bool, error) {
+func (s slowAcquire) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
 	time.Sleep(900 * time.Millisecond)
-	return s.fakeConsul.Acquire(ctx, key, session, value)
+	return s.fakeConsul.TxnKV(ctx, ops)
 }
 
 // TestStateShowsSessionDuringAcquire: State shows the session the loop

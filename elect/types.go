@@ -24,6 +24,10 @@ type Consul interface {
 	// (it restarted from a clean state): the session bound to it is gone.
 	// Other errors are retried.
 	UpdateTTL(ctx context.Context, checkID, status, output string) error
+	// ListKV and TxnKV: the candidate registry, acquires and handovers
+	// (one transaction each), and Slots.
+	ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error)
+	TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error)
 }
 
 // Candidate is who we are; it is the JSON value written into the key.
@@ -45,6 +49,8 @@ const (
 	ReasonSessionInvalidated Reason = "session_invalidated" // renew 404
 	ReasonKeyLost            Reason = "key_lost"            // key deleted or held by another session
 	ReasonShutdown           Reason = "shutdown"            // ctx canceled
+	ReasonTransferred        Reason = "transferred"         // TransferTo or a transfer request (RequestTransfer)
+	ReasonPreempted          Reason = "preempted"           // a candidate of higher priority was live for PriorityHold
 )
 
 // Kind of an Event.
@@ -134,6 +140,20 @@ type Config struct {
 	// ResignHoldOff is how long Resign keeps this candidate from taking the
 	// key back, unless another leader shows up first. Default 3s.
 	ResignHoldOff time.Duration
+	// Priority ranks this candidate (default 0, higher is better): a
+	// leader hands over to the best live candidate (highest priority, then
+	// longest waiting), candidates take a free key in that order, and a
+	// leader hands over to a candidate of higher priority once it has been
+	// live for PriorityHold.
+	Priority int
+	// PriorityHold is how long a candidate of higher priority must have
+	// been live, as the leader saw it, before the leader hands over to it
+	// (no flapping while candidates come and go). Default 10s.
+	PriorityHold time.Duration
+	// RankStep is how much later than the candidate ranked before it a
+	// candidate tries to take a key that became free, unless it saw the key
+	// taken first. Default 50ms.
+	RankStep time.Duration
 	// CheckID names the fast-crash-detection check (default derived from
 	// the candidate id).
 	CheckID string

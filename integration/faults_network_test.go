@@ -201,12 +201,13 @@ func TestFaultWatchErrorInLockDelay(t *testing.T) {
 	h.wait(t, 20*time.Second, 0, "b following a", from(b, "leader changed"))
 
 	// a crashes; Consul expires its session (TTL..2×TTL) and keeps the key
-	// for the lock-delay. b sees it free and is refused: lock-delay.
+	// for the lock-delay. b sees it free and, the key's record saying an
+	// invalidation left it, ranks itself and waits the lock-delay out.
 	mark := h.mark()
 	a.signal(t, syscall.SIGKILL)
 	a.exit(t, 5*time.Second)
 	free := lineTime(t, h.wait(t, 2*testTTL+2*time.Second, mark, "b seeing the key free", from(b, "no leader")))
-	h.wait(t, time.Second, mark, "b refused by the lock-delay", from(b, "acquire refused; lock-delay or held"))
+	h.wait(t, time.Second, mark, "b waiting out the lock-delay", from(b, "ranked"))
 
 	// The blip: every connection of b's dropped (its blocking watch with
 	// them), then at once passed again.
@@ -220,6 +221,6 @@ func TestFaultWatchErrorInLockDelay(t *testing.T) {
 	// again (after at most a few backoffs).
 	bound := max(time.Until(free.Add(testLockDelay)), 0) + 5*time.Second
 	l := h.wait(t, bound, mark, "b elected after the lock-delay (a watch error must not leave b blocking on the index of a key it forgot)", from(b, "elected"))
-	t.Logf("b saw the key free, was refused (lock-delay %v), had its watch fail; elected %v after it saw the key free, %v after the blip healed",
+	t.Logf("b saw the key free, waited for the lock-delay (%v), had its watch fail; elected %v after it saw the key free, %v after the blip healed",
 		testLockDelay, lineTime(t, l).Sub(free), lineTime(t, l).Sub(healed))
 }

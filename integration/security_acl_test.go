@@ -30,7 +30,7 @@ func TestACLLeastPrivilege(t *testing.T) {
 	for i, r := range rules {
 		kinds[i] = r.kind
 	}
-	if want := []string{"key", "session", "node", "service"}; !slices.Equal(kinds, want) {
+	if want := []string{"key_prefix", "session", "node", "service"}; !slices.Equal(kinds, want) {
 		t.Fatalf("%s has rules %v, want %v (update this test with the file)", policyFile, kinds, want)
 	}
 	full := aclToken(t, agent, "leaderd-least-privilege", joinRules(rules))
@@ -71,11 +71,62 @@ func TestACLLeastPrivilege(t *testing.T) {
 		}
 	})
 
+	t.Run("leaderd transfer and leader -candidates need no more", func(t *testing.T) {
+		h := newHub()
+		env := append(base, "CONSUL_HTTP_TOKEN="+full)
+		p := start(t, h, "acl-transfer", env, args("xfer")...)
+		waitChild(t, h, 20*time.Second, 0)
+		// No other candidate: nothing can move, but the request is written
+		// and withdrawn with the policy's rights (exit 4, not 1).
+		code, _, stderr := runOnce(t, 15*time.Second, env, "transfer", "-service", service, "-timeout", "1s")
+		if code != 4 || strings.Contains(stderr, "lacks permission") {
+			t.Errorf("leaderd transfer: exit %d, stderr %q; want 4 (no other candidate), no permission missing", code, stderr)
+		}
+		ro := aclToken(t, agent, "leaderd-candidates", `key_prefix "services/`+service+`/leader" { policy = "read" }`)
+		code, out, stderr := runOnce(t, 10*time.Second, append(base, "CONSUL_HTTP_TOKEN="+ro), "leader", "-service", service, "-candidates")
+		if code != 0 || !strings.Contains(out, "leader=xfer ") {
+			t.Errorf("leaderd leader -candidates: exit %d, stdout %q, stderr %q; want 0 and xfer leading", code, out, stderr)
+		}
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 5*time.Second); code != 0 {
+			t.Errorf("exit code after SIGTERM = %d, want 0", code)
+		}
+	})
+
+	t.Run("a key rule instead of key_prefix: no registry entry", func(t *testing.T) {
+		// A policy written for a leaderd before the registry: it still
+		// elects, with a warning, and nobody can hand over to it.
+		old := slices.Clone(rules)
+		old[0].text = strings.Replace(old[0].text, "key_prefix ", "key ", 1)
+		tok := aclToken(t, agent, "leaderd-old-key-rule", joinRules(old))
+		h := newHub()
+		p := start(t, h, "acl-old", append(base, "CONSUL_HTTP_TOKEN="+tok), args("old")...)
+		waitChild(t, h, 20*time.Second, 0)
+		// It warns once that it runs without the registry, naming the
+		// permission (Consul rolls a denied transaction back with 409) ...
+		warn := h.wait(t, 10*time.Second, 0, "a registry warning", func(l logLine) bool {
+			return !l.stdout && l.p == p && l.str("level") == "WARN" && strings.Contains(l.msg(), "no permission on the candidate registry")
+		})
+		if !strings.Contains(warn.raw, "key:write") {
+			t.Errorf("registry warning %s: want the permission Consul named (key:write)", warn.raw)
+		}
+		t.Logf("the warning: %s", warn.raw)
+		// ... and has no entry: nobody can hand over to it.
+		code, out, stderr := runOnce(t, 10*time.Second, append(base, "CONSUL_HTTP_TOKEN="+agent.Token), "leader", "-service", service, "-candidates")
+		if code != 0 || !strings.Contains(out, "leader=old ") || !strings.Contains(out, "(not in the registry)") {
+			t.Errorf("leaderd leader -candidates: exit %d, stdout %q, stderr %q; want old leading, not in the registry", code, out, stderr)
+		}
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 5*time.Second); code != 0 {
+			t.Errorf("exit code after SIGTERM = %d, want 0", code)
+		}
+	})
+
 	// Without any one rule, with the defaults: exit 1, one line naming
 	// what Consul said is missing. The key is watched before anything is
 	// written to it, so its missing rule shows as key:read; the node rule
 	// is missed when leaderd registers its session's TTL check.
-	want := map[string]string{"key": "key:read", "session": "session:write", "node": "node:write", "service": "service:write"}
+	want := map[string]string{"key_prefix": "key:read", "session": "session:write", "node": "node:write", "service": "service:write"}
 	for i, r := range rules {
 		t.Run("without the "+r.kind+" rule", func(t *testing.T) {
 			less := slices.Delete(slices.Clone(rules), i, i+1)

@@ -176,17 +176,12 @@ func formatFloat(v float64) string {
 }
 
 // MeteredConsul counts errors and times renewals on the way to Consul.
-// With a Consul that is also an elect.SlotsConsul (a *consulhttp.Client)
-// it is one too.
 type MeteredConsul struct {
 	elect.Consul
 	Metrics *Metrics
 }
 
-var (
-	_ elect.Consul      = MeteredConsul{}
-	_ elect.SlotsConsul = MeteredConsul{}
-)
+var _ elect.Consul = MeteredConsul{}
 
 func (c MeteredConsul) CreateSession(ctx context.Context, r consulhttp.SessionRequest) (string, error) {
 	id, err := c.Consul.CreateSession(ctx, r)

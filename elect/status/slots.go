@@ -9,16 +9,15 @@ import (
 	"github.com/leaderd/leaderd/elect"
 )
 
-// ListKV and TxnKV make MeteredConsul an elect.SlotsConsul; the Consul
-// inside must be one (a *consulhttp.Client is).
+// ListKV and TxnKV: the registry, acquires and handovers, and Slots.
 func (c MeteredConsul) ListKV(ctx context.Context, prefix string, q consulhttp.QueryOptions) ([]consulhttp.KVPair, consulhttp.QueryMeta, error) {
-	ps, meta, err := c.Consul.(elect.SlotsConsul).ListKV(ctx, prefix, q)
+	ps, meta, err := c.Consul.ListKV(ctx, prefix, q)
 	c.Metrics.consulError(err)
 	return ps, meta, err
 }
 
 func (c MeteredConsul) TxnKV(ctx context.Context, ops []consulhttp.TxnKVOp) ([]consulhttp.KVPair, bool, error) {
-	res, ok, err := c.Consul.(elect.SlotsConsul).TxnKV(ctx, ops)
+	res, ok, err := c.Consul.TxnKV(ctx, ops)
 	c.Metrics.consulError(err)
 	return res, ok, err
 }

@@ -171,7 +171,7 @@ func scaleSVG(r *Results) string {
 	// The 3-candidate graceful handovers were measured the same way.
 	for _, h := range r.Handover {
 		if h.Mode == modeChildExit {
-			points = append([]ScalePoint{{Tool: h.Tool, N: 3, Latencies: h.Latencies, Requests: h.Requests}}, points...)
+			points = append([]ScalePoint{{Tool: h.Tool, N: 3, Latencies: h.Latencies, Requests: h.Requests, RequestKinds: h.RequestKinds}}, points...)
 		}
 	}
 	for _, p := range points {
@@ -199,14 +199,18 @@ func scaleSVG(r *Results) string {
 	charts := []chart{
 		{"handover latency: p50, whisker to p99", " ms", func(p ScalePoint) (float64, float64) {
 			return median(p.Latencies), percentile(p.Latencies, 99)
-		}, 70},
-		{"requests to Consul per handover (mean)", "", func(p ScalePoint) (float64, float64) {
-			m := meanInts(p.Requests)
+		}, 60},
+		{"writes to Consul per handover (mean)", "", func(p ScalePoint) (float64, float64) {
+			m, _ := p.split()
 			return m, m
-		}, 530},
+		}, 370},
+		{"reads per handover (mean)", "", func(p ScalePoint) (float64, float64) {
+			_, m := p.split()
+			return m, m
+		}, 680},
 	}
 	for _, c := range charts {
-		top, bottom, cw := 60.0, height-60, 360.0
+		top, bottom, cw := 60.0, height-60, 220.0
 		yhi := 1.0
 		for _, pts := range byTool {
 			for _, p := range pts {

@@ -21,18 +21,24 @@ import (
 // leader's starts (consul lock has no parent-death signal) is recorded as
 // such and then killed by the benchmark, so runs don't pile up leaders.
 func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, error) {
-	res := CrashSeries{Name: f.Name, Tool: f.Tool, Flags: strings.Join(f.Args, " "), Window: f.Window.Seconds()}
-	name := "crash-" + f.Slug
-	s, err := b.newSeries(name, f, 3)
+	s, err := b.newSeries("crash-"+f.Slug, f, 3)
 	if err != nil {
-		return res, err
+		return CrashSeries{Name: f.Name, Tool: f.Tool}, err
 	}
 	defer s.stop()
+	return s.crashes(ctx, runs, 90*time.Second)
+}
+
+// crashes SIGKILLs the series' leader runs times (see bench.crashes); ready
+// bounds each wait for the series to settle, replacement included.
+func (s *series) crashes(ctx context.Context, runs int, ready time.Duration) (CrashSeries, error) {
+	b, f := s.b, s.f
+	res := CrashSeries{Name: f.Name, Tool: f.Tool, Flags: strings.Join(f.Args, " "), Window: f.Window.Seconds(), N: len(s.slots)}
 	for i := range runs {
 		if _, err := s.fill(); err != nil {
 			return res, err
 		}
-		if err := s.awaitReadyWithin(ctx, 90*time.Second); err != nil {
+		if err := s.awaitReadyWithin(ctx, ready); err != nil {
 			return res, err
 		}
 		old, leader, ok := s.leader()
@@ -104,7 +110,7 @@ func (b *bench) crashes(ctx context.Context, f flavor, runs int) (CrashSeries, e
 		}
 		run.Timeline = s.timeline(killed, killed.Add(-5*time.Second), next.At.Add(3*time.Second))
 		res.Runs = append(res.Runs, run)
-		b.log.Info("crash failover", "series", f.Name, "run", i+1, "failover_ms", int(run.Failover),
+		b.log.Info("crash failover", "series", s.name, "run", i+1, "failover_ms", int(run.Failover),
 			"old_child_alive", run.OldChildAlive, "child_gone_ms", run.ChildGone, "leader_gone_ms", run.LeaderGone,
 			"keeper_gone_ms", run.KeeperGone)
 	}

@@ -30,14 +30,19 @@
 //   - Idle cost: every candidate talks to Consul through its own port of a
 //     counting reverse proxy, so requests per minute are counted per
 //     process and per kind (renew, blocking read, acquire, check pass,
-//     ...), split into what the agent forwards to the servers and the TTL
+//     ...; leaderd's transactions by their operations: acquire, handover,
+//     registry register/deregister/prune; its registry lists apart from
+//     reads of the key), split into what the agent forwards to the servers and the TTL
 //     check passes it answers alone; CPU time and memory come from /proc,
 //     leaderd's with its keeper's (`leaderd __keeper`, the second process
 //     of a leaderd that runs a command) added.
 //   - Scale: handovers among 10, 100 and 500 candidate processes of each
 //     tool on one key (a size is skipped when the machine's free memory
-//     can't hold it), and one process running 1,000 elections on one shared
-//     session (this program re-executed with -internal-many).
+//     can't hold it), with the requests per handover split into writes
+//     and reads; crash failover with 3, 100 and 500 candidates (-scale-crash;
+//     a few runs each, at the same kill phases at every size); and one
+//     process running 1,000 elections on one shared session (this program
+//     re-executed with -internal-many).
 //
 // Consul and its agent come from package devconsul, as for the tests:
 // $CONSUL_BIN, consul on $PATH if it is v1.16.3, the cached build in

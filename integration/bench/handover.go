@@ -86,6 +86,11 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 			r.ReadBackMs = append(r.ReadBackMs, h.readBack)
 			r.ToReadMs = append(r.ToReadMs, h.toRead)
 			r.FromReadMs = append(r.FromReadMs, h.fromRead)
+			r.SeenMs = append(r.SeenMs, h.seen)
+			r.ListMs = append(r.ListMs, h.list)
+			if h.handed {
+				r.HandedOver++
+			}
 			r.Requests = append(r.Requests, h.requests)
 			r.RestartRequests = append(r.RestartRequests, h.restart)
 			addDelta(r.RequestKinds, nil, h.kinds)
@@ -100,12 +105,15 @@ func (b *bench) handovers(ctx context.Context, flavors []flavor, mode string, n 
 // handoverSample is one measured handover.
 type handoverSample struct {
 	latency  float64        // ms, old child's exit to new child's start
-	acquire  float64        // ms, old child's exit to the winner's acquire answer
-	release  float64        // ms, old child's exit to the old leader's release sent (-1: none seen)
+	acquire  float64        // ms, old child's exit to the winner's acquire answer (or the old leader's handover's)
+	release  float64        // ms, old child's exit to the old leader's release (or handover) sent (-1: none seen)
 	herd     float64        // ms, old child's exit to the last acquire answered (anyone's)
 	readBack float64        // ms, the winner's first non-blocking read after its acquire (-1: none)
 	toRead   float64        // ms, the winner's acquire answer to that read's sending (-1: none)
 	fromRead float64        // ms, that read's answer to the new child's start (-1: none)
+	handed   bool           // the key moved to the winner by the old leader's handover transaction
+	list     float64        // ms, the old leader's list of the registry before its handover (-1: none)
+	seen     float64        // ms, old child's exit to the winner's blocking read answered, when a handover moved the key to it (-1: not so)
 	requests int            // by the candidates running at the start, renews left out
 	kinds    map[string]int // the same, by kind
 	restart  int            // by the replacement process, if one was started
@@ -118,7 +126,15 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 	b := s.b
 	old, leader, ok := s.leader()
 	if !ok {
-		return handoverSample{}, fmt.Errorf("%s: no leader", s.name)
+		// The leader lost its term since the series settled (a loaded
+		// machine: its session expired): wait for the next one, once.
+		b.log.Warn("no leader before a handover; waiting for one", "series", s.name)
+		if err := s.awaitReadyWithin(ctx, timeout); err != nil {
+			return handoverSample{}, err
+		}
+		if old, leader, ok = s.leader(); !ok {
+			return handoverSample{}, fmt.Errorf("%s: no leader", s.name)
+		}
 	}
 	before := s.live()
 	reqBefore := requests(before)
@@ -155,17 +171,31 @@ func (s *series) handover(ctx context.Context, mode string, timeout time.Duratio
 	if err := s.awaitReady(hctx); err != nil {
 		return handoverSample{}, err
 	}
-	h := handoverSample{latency: ms(next.At.Sub(exit.At)), release: -1, readBack: -1, toRead: -1, fromRead: -1, kinds: map[string]int{},
+	h := handoverSample{latency: ms(next.At.Sub(exit.At)), release: -1, readBack: -1, toRead: -1, fromRead: -1, seen: -1, list: -1, kinds: map[string]int{},
 		killed: exit.Kind == "gone", restart: total(requests(fresh))}
 	if rel := leader.port.lastRelease(); !rel.Before(exit.At) {
 		h.release = ms(rel.Sub(exit.At))
+		// leaderd picks the successor from a read of the registry first.
+		if sent, end := leader.port.last(kindList); !sent.Before(exit.At) && !end.IsZero() && !end.After(rel) {
+			h.list = ms(end.Sub(sent))
+		}
 	}
 	if w := s.byLabel(next.Label); w != nil {
+		// The key moved to the winner by its own acquire or, with
+		// leaderd's handover, by the old leader's transaction.
 		acq := w.port.lastAcquire()
+		if ho := leader.port.lastHandover(); ho.After(exit.At) && !acq.After(exit.At) {
+			acq, h.handed = ho, true
+		}
 		h.acquire = ms(acq.Sub(exit.At))
 		if start, end := w.port.lastRead(); !start.Before(acq) && !end.IsZero() {
 			h.readBack = ms(end.Sub(start))
 			h.toRead, h.fromRead = ms(start.Sub(acq)), ms(next.At.Sub(end))
+		}
+		// A key handed over by the old leader's transaction reaches the
+		// winner through its blocking read, which the transaction answers.
+		if end := w.port.watchAnsweredAfter(acq); !acq.Equal(w.port.lastAcquire()) && !end.IsZero() && !end.After(next.At) {
+			h.seen = ms(end.Sub(exit.At))
 		}
 	}
 	for _, c := range before {

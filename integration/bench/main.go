@@ -42,8 +42,12 @@ type plan struct {
 	idleWindow time.Duration
 	scaleN     []int
 	scaleHand  int
-	many       int
-	manyWindow time.Duration
+	// Crash failover at scale: candidate counts and runs per tool (each
+	// consul lock run waits out 2×TTL + lock-delay, 40 s or so).
+	scaleCrashN    []int
+	scaleCrashRuns map[string]int
+	many           int
+	manyWindow     time.Duration
 }
 
 var fullPlan = plan{
@@ -51,22 +55,26 @@ var fullPlan = plan{
 	// Odd counts: the nearest-rank median is then the middle run.
 	crashRuns: map[string]int{leaderdFast.Name: 11, leaderdDefaults.Name: 9, consulLockDefaults.Name: 5,
 		leaderdMatched.Name: 3},
-	idleWindow: time.Minute,
-	scaleN:     []int{10, 100, 500},
-	scaleHand:  15,
-	many:       1000,
-	manyWindow: 30 * time.Second,
+	idleWindow:     time.Minute,
+	scaleN:         []int{10, 100, 500},
+	scaleHand:      15,
+	scaleCrashN:    []int{3, 100, 500},
+	scaleCrashRuns: map[string]int{toolLeaderd: 2, toolConsulLock: 1},
+	many:           1000,
+	manyWindow:     30 * time.Second,
 }
 
 var quickPlan = plan{
 	handovers: 8,
 	crashRuns: map[string]int{leaderdFast.Name: 2, leaderdDefaults.Name: 1, consulLockDefaults.Name: 1,
 		leaderdMatched.Name: 1},
-	idleWindow: 15 * time.Second,
-	scaleN:     []int{10, 50},
-	scaleHand:  3,
-	many:       200,
-	manyWindow: 10 * time.Second,
+	idleWindow:     15 * time.Second,
+	scaleN:         []int{10, 50},
+	scaleHand:      3,
+	scaleCrashN:    []int{3, 50},
+	scaleCrashRuns: map[string]int{toolLeaderd: 1, toolConsulLock: 1},
+	many:           200,
+	manyWindow:     10 * time.Second,
 }
 
 var experiments = []string{"handover", "crash", "idle", "scale", "many"}
@@ -94,7 +102,8 @@ Flags:
 	note := fs.String("note", "", "a line for RESULTS.md on what was measured, e.g. a local change to the leaderd built (kept in results.json)")
 	verbose := fs.Bool("v", false, "log progress in detail")
 	keep := fs.Bool("keep", false, "keep the scratch directory (every process's log) after a successful run; a failed run always keeps it")
-	scaleN := fs.String("scale", "", "comma list of candidate counts for the scale experiment (default 10,100,500; -quick 10,50)")
+	scaleN := fs.String("scale", "", "comma list of candidate counts for the scale experiment's handovers (default 10,100,500; -quick 10,50)")
+	scaleCrash := fs.String("scale-crash", "", "comma list of candidate counts for the scale experiment's crash failovers (default 3,100,500; -quick 3,50; \"none\": none)")
 	handovers := fs.Int("handovers", 0, "graceful handovers per tool and mode (default 60; -quick 8)")
 	trace := fs.Bool("trace", false, "log every request to Consul (start, end, candidate, kind) to trace.log in the scratch directory (implies -keep)")
 	debugLeaderd := fs.Bool("debug-leaderd", false, "run leaderd candidates with -log-level debug (their logs are in the scratch directory: use -keep)")
@@ -148,13 +157,15 @@ Flags:
 		p.handovers = *handovers
 	}
 	if *scaleN != "" {
-		p.scaleN = nil
-		for _, f := range strings.Split(*scaleN, ",") {
-			n, err := strconv.Atoi(f)
-			if err != nil || n < 2 {
-				return fmt.Errorf("-scale: %q is not a candidate count (2 or more)", f)
-			}
-			p.scaleN = append(p.scaleN, n)
+		if p.scaleN, err = counts("-scale", *scaleN); err != nil {
+			return err
+		}
+	}
+	if *scaleCrash == "none" {
+		p.scaleCrashN = nil
+	} else if *scaleCrash != "" {
+		if p.scaleCrashN, err = counts("-scale-crash", *scaleCrash); err != nil {
+			return err
 		}
 	}
 	if *debugLeaderd {
@@ -172,6 +183,19 @@ Flags:
 		return err
 	}
 	return write(r, *out)
+}
+
+// counts parses a comma list of candidate counts (2 or more each).
+func counts(flag, list string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil || n < 2 {
+			return nil, fmt.Errorf("%s: %q is not a candidate count (2 or more)", flag, f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // moduleRoot is the directory of this module's go.mod.
@@ -323,26 +347,52 @@ func (b *bench) crashAndIdle(ctx context.Context, p plan, crash, idle bool, r *R
 // consul lock at each size, skipping sizes the machine's free memory can't
 // hold (estimated from an idle candidate's private memory).
 func (b *bench) scaleAll(ctx context.Context, p plan, r *Results) error {
-	perProc := map[string]int{toolLeaderd: 8 << 10, toolConsulLock: 32 << 10} // KiB, if idle wasn't measured
+	// KiB, if idle wasn't measured: the private memory the last full run
+	// measured (leaderd with its keeper 6.0 MiB, consul lock 15.3 MiB) and
+	// the same slack.
+	perProc := map[string]int{toolLeaderd: 8 << 10, toolConsulLock: 18 << 10}
 	for _, ic := range r.Idle {
 		perProc[ic.Tool] = ic.AnonKiB + 2<<10 // slack for page tables and start-up
 	}
-	for _, n := range p.scaleN {
+	ns := slices.Sorted(slices.Values(slices.Concat(p.scaleN, p.scaleCrashN)))
+	for _, n := range slices.Compact(ns) {
 		for _, f := range []flavor{leaderdDefaults, consulLockDefaults} {
+			hand, crashes := 0, 0
+			if slices.Contains(p.scaleN, n) {
+				hand = p.scaleHand
+			}
+			if slices.Contains(p.scaleCrashN, n) {
+				crashes = p.scaleCrashRuns[f.Tool]
+			}
 			need, avail := n*perProc[f.Tool], memAvailableKiB()
 			if need > avail/2 {
-				r.Scale = append(r.Scale, ScalePoint{Tool: f.Tool, N: n, How: "processes",
-					Skipped: fmt.Sprintf("needs ~%d MiB, more than half of the %d MiB available", need>>10, avail>>10)})
+				why := fmt.Sprintf("needs ~%d MiB, more than half of the %d MiB available", need>>10, avail>>10)
+				if hand > 0 {
+					r.Scale = append(r.Scale, ScalePoint{Tool: f.Tool, N: n, How: "processes", Skipped: why})
+				}
+				b.log.Warn("scale point skipped", "tool", f.Tool, "candidates", n, "why", why)
 				continue
 			}
-			b.log.Info("scale", "tool", f.Tool, "candidates", n, "handovers", p.scaleHand)
-			pt, err := b.scale(ctx, f, n, p.scaleHand)
+			b.log.Info("scale", "tool", f.Tool, "candidates", n, "handovers", hand, "crashes", crashes)
+			pt, cs, err := b.scale(ctx, f, n, hand, crashes)
 			if err != nil {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				// Keep the rest of the run: the point says why it is missing.
+				b.log.Error("scale point failed", "tool", f.Tool, "candidates", n, "err", err)
+				pt = ScalePoint{Tool: f.Tool, N: n, How: "processes", Skipped: "failed: " + err.Error()}
+				hand, cs = 1, nil
 			}
-			b.log.Info("scale done", "tool", f.Tool, "candidates", n, "p50_ms", median(pt.Latencies),
-				"requests", meanInts(pt.Requests), "start_s", pt.StartSec)
-			r.Scale = append(r.Scale, pt)
+			if hand > 0 {
+				b.log.Info("scale done", "tool", f.Tool, "candidates", n, "p50_ms", median(pt.Latencies),
+					"requests", meanInts(pt.Requests), "start_s", pt.StartSec)
+				r.Scale = append(r.Scale, pt)
+			}
+			if cs != nil {
+				b.log.Info("scale crashes done", "tool", f.Tool, "candidates", n, "failover_ms", failovers(cs))
+				r.ScaleCrash = append(r.ScaleCrash, *cs)
+			}
 		}
 	}
 	return nil

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -15,23 +17,45 @@ import (
 
 // Request kinds the proxy tells apart, named after what a candidate does.
 const (
-	kindRenew      = "session renew"
-	kindCreate     = "session create"
-	kindDestroy    = "session destroy"
-	kindWatch      = "blocking read"
-	kindRead       = "read"
-	kindAcquire    = "acquire"
-	kindRelease    = "release"
+	kindRenew   = "session renew"
+	kindCreate  = "session create"
+	kindDestroy = "session destroy"
+	kindWatch   = "blocking read"
+	kindRead    = "read"
+	kindAcquire = "acquire"
+	kindRelease = "release"
+	// Transactions (PUT /v1/txn), told apart by their operations: an
+	// acquire as one lock op (leaderd since issue 12), a handover (unlock
+	// by the leader's session and lock by the successor's, one txn), the
+	// candidate registry's entries (register: lock of <key>/candidates/<id>;
+	// deregister: check-session + delete; prune: delete-cas).
+	kindTxnAcquire = "acquire (txn)"
+	kindHandover   = "handover (txn)"
+	kindRegister   = "register (txn)"
+	kindDeregister = "deregister (txn)"
+	kindPrune      = "prune (txn)"
+	kindOtherTxn   = "other txn"
+	// GET ?recurse: a read of a whole prefix (the candidate registry).
+	kindList       = "list"
+	kindWatchList  = "blocking list"
 	kindCheck      = "check update"
 	kindCheckReg   = "check (de)register"
 	kindOtherWrite = "other write"
 	kindOther      = "other"
 )
 
-// classify names what a request to Consul is for.
-func classify(r *http.Request) string {
+// classify names what a request to Consul is for; body is a
+// transaction's (PUT /v1/txn), nil otherwise.
+func classify(r *http.Request, body []byte) string {
 	p, q := r.URL.Path, r.URL.Query()
 	switch {
+	case p == "/v1/txn" && r.Method != http.MethodGet:
+		return classifyTxn(body)
+	case strings.HasPrefix(p, "/v1/kv/") && r.Method == http.MethodGet && q.Has("recurse"):
+		if isBlocking(q) {
+			return kindWatchList
+		}
+		return kindList
 	case strings.HasPrefix(p, "/v1/session/renew/"):
 		return kindRenew
 	case p == "/v1/session/create":
@@ -56,6 +80,55 @@ func classify(r *http.Request) string {
 		return kindOtherWrite
 	}
 	return kindOther
+}
+
+// classifyTxn names a KV transaction by its verbs.
+func classifyTxn(body []byte) string {
+	var ops []struct{ KV *struct{ Verb, Key string } }
+	if json.Unmarshal(body, &ops) != nil || len(ops) == 0 {
+		return kindOtherTxn
+	}
+	var verbs []string
+	for _, op := range ops {
+		if op.KV == nil {
+			return kindOtherTxn
+		}
+		verbs = append(verbs, op.KV.Verb)
+	}
+	registry := strings.Contains(ops[0].KV.Key, "/candidates/")
+	switch strings.Join(verbs, " ") {
+	case "lock":
+		if registry {
+			return kindRegister
+		}
+		return kindTxnAcquire
+	case "unlock lock", "unlock lock check-session":
+		return kindHandover
+	case "check-session delete":
+		return kindDeregister
+	case "delete-cas":
+		return kindPrune
+	}
+	return kindOtherTxn
+}
+
+// isAcquire: a request that tries to take the key, by the KV API or in a
+// transaction.
+func isAcquire(kind string) bool { return kind == kindAcquire || kind == kindTxnAcquire }
+
+// txnBody reads a transaction's body for classify and puts it back for
+// the agent; nil for any other request.
+func txnBody(r *http.Request) []byte {
+	if r.URL.Path != "/v1/txn" || r.Body == nil {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body.Close()
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // isBlocking: Consul blocks only with an index above 0.
@@ -126,8 +199,11 @@ type port struct {
 	watching  int                  // blocking reads in flight
 	lastEvent time.Time            // start of the latest request that isn't periodic or a blocking read
 	acquired  time.Time            // when the latest acquire was answered
-	released  time.Time            // when the latest release was sent
+	handedOff time.Time            // when the latest handover transaction was answered
+	released  time.Time            // when the latest release (or handover) was sent
 	answered  map[string]time.Time // by kind: when the latest request was answered
+	sent      map[string]time.Time // by kind: when the latest request was sent
+	watchEnds []time.Time          // when the latest blocking reads of the key were answered (the last few)
 	readStart time.Time            // the latest non-blocking read: sent
 	readEnd   time.Time            // ... and answered (zero while in flight)
 	changed   chan struct{}        // closed and replaced on every change
@@ -138,7 +214,7 @@ func (p *proxy) listen() (*port, error) {
 	if err != nil {
 		return nil, err
 	}
-	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, answered: map[string]time.Time{},
+	pt := &port{Addr: ln.Addr().String(), ln: ln, counts: map[string]int{}, answered: map[string]time.Time{}, sent: map[string]time.Time{},
 		changed: make(chan struct{})}
 	pt.srv = &http.Server{
 		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { pt.serve(p.rp, w, r) }),
@@ -150,26 +226,27 @@ func (p *proxy) listen() (*port, error) {
 }
 
 func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request) {
-	kind := classify(r)
+	kind := classify(r, txnBody(r))
 	pt.update(func() {
 		pt.counts[kind]++
 		pt.total++
 		switch kind {
-		case kindWatch:
+		case kindWatch, kindWatchList:
 			pt.watching++
 		case kindRenew, kindCheck:
 		default:
 			pt.lastEvent = time.Now()
 		}
 	})
-	if kind == kindWatch {
+	if kind == kindWatch || kind == kindWatchList {
 		defer pt.update(func() { pt.watching-- })
 	}
 	start := time.Now()
+	pt.update(func() { pt.sent[kind] = start })
 	switch kind {
 	case kindRead:
 		pt.update(func() { pt.readStart, pt.readEnd = start, time.Time{} })
-	case kindRelease:
+	case kindRelease, kindHandover:
 		pt.update(func() { pt.released = start })
 	}
 	sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -178,8 +255,12 @@ func (pt *port) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.
 		now := time.Now()
 		pt.answered[kind] = now
 		switch kind {
-		case kindAcquire:
+		case kindAcquire, kindTxnAcquire:
 			pt.acquired = now
+		case kindHandover:
+			pt.handedOff = now
+		case kindWatch:
+			pt.watchEnds = append(pt.watchEnds[max(0, len(pt.watchEnds)-15):], now)
 		case kindRead:
 			if pt.readStart.Equal(start) {
 				pt.readEnd = now
@@ -221,11 +302,44 @@ func (pt *port) lastRelease() time.Time {
 	return pt.released
 }
 
+// last is the latest request of this kind: when it was sent and answered
+// (zero while in flight, or none).
+func (pt *port) last(kind string) (sent, answered time.Time) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	sent, answered = pt.sent[kind], pt.answered[kind]
+	if answered.Before(sent) {
+		answered = time.Time{}
+	}
+	return sent, answered
+}
+
+// watchAnsweredAfter is when the first blocking read of the key answered
+// after t was answered (zero: none among the last few).
+func (pt *port) watchAnsweredAfter(t time.Time) time.Time {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for _, at := range pt.watchEnds {
+		if at.After(t) {
+			return at
+		}
+	}
+	return time.Time{}
+}
+
 // lastAcquire is when the candidate's latest acquire was answered.
 func (pt *port) lastAcquire() time.Time {
 	pt.mu.Lock()
 	defer pt.mu.Unlock()
 	return pt.acquired
+}
+
+// lastHandover is when the candidate's latest handover transaction (the
+// key moved from its session to a successor's) was answered.
+func (pt *port) lastHandover() time.Time {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	return pt.handedOff
 }
 
 type statusWriter struct {

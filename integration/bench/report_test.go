@@ -46,8 +46,11 @@ func sample() *Results {
 // paragraphs appear exactly when the numbers call for them.
 func TestMarkdown(t *testing.T) {
 	md := markdown(sample())
-	for _, want := range []string{
-		"| graceful handover (child exits), p50: at least as fast | 9.0 ms | 9.0 ms | 1.00× faster | **yes** |",
+	contains(t, md, "markdown lacks",
+		"| graceful handover, 3 candidates (child exits), p50: ≤ 0.6× consul lock's | 9.0 ms | 9.0 ms | 1.00× consul lock's (1.00× faster) | **no** |",
+		"**Graceful handover, 3 candidates (child exits).** leaderd took 9.0 ms (p50) against consul lock's 9.0 ms, 1.00×",
+		"| graceful handover, 10 candidates (child exits), p50: ≤ 0.2× consul lock's and ≤ 25.0 ms | 17.0 ms | 15.0 ms | 1.13× consul lock's (1.13× slower) | half: the 25.0 ms |",
+		"leaderd's winner made no read-back: its token comes with the transaction that gave it the key.",
 		"| crash failover, leaderd defaults, median: ≤ 0.5× consul lock defaults' | 12.0 s | 44.0 s | 0.27× consul lock's (3.7× faster) | **yes** |",
 		"| crash failover, leaderd fast settings, median: ≤ 0.1× consul lock defaults' | 2.5 s | 44.0 s | 0.06× consul lock's (17.6× faster) | **yes** |",
 		"| crash: the killed leader's child outlives it: never (gone within 100 ms of it) | gone at most 2.0 ms after leaderd, in all 3 runs | still running at takeover in 1 of 1 runs | – | **yes** |",
@@ -62,11 +65,7 @@ func TestMarkdown(t *testing.T) {
 		"**A defect: one SIGTERM can SIGKILL the child.** In 1 of 2",
 		"**Safety, not speed",
 		"(1.0 per 3.0 s renew interval, for all 1000 keys; 1000 sessions of their own would send 10000)",
-	} {
-		if !strings.Contains(md, want) {
-			t.Errorf("markdown lacks %q", want)
-		}
-	}
+	)
 	for _, unwanted := range []string{"**Crash failover,", "**A defect: a SIGKILLed leaderd's child outlived it.**"} {
 		if strings.Contains(md, unwanted) {
 			t.Errorf("markdown explains a target that is met: %q", unwanted)
@@ -77,24 +76,56 @@ func TestMarkdown(t *testing.T) {
 	r0.Crash[1].Runs = []CrashRun{{Failover: 25000}}
 	r0.Crash[0].Runs[0].ChildGone = 900
 	md0 := markdown(r0)
-	for _, want := range []string{
+	contains(t, md0, "markdown with misses lacks",
 		"| crash failover, leaderd defaults, median: ≤ 0.5× consul lock defaults' | 25.0 s | 44.0 s | 0.57× consul lock's (1.8× faster) | **no** |",
 		"**Crash failover, leaderd defaults.** leaderd's median was 25.0 s, 0.57× consul lock's 44.0 s",
 		"another candidate in 12.0–13.0 s after a leaderd crash",
 		"**A defect: a SIGKILLed leaderd's child outlived it.**",
-	} {
-		if !strings.Contains(md0, want) {
-			t.Errorf("markdown with misses lacks %q", want)
-		}
-	}
+	)
 	// leaderd is slower at 10 candidates in the sample: explained.
-	if !strings.Contains(md, "**Handover with many candidates.** With 10 candidates") {
+	if !strings.Contains(md, "**Handover with 10 candidates.** leaderd's handover took 17.0 ms (p50) against consul lock's 15.0 ms") {
 		t.Errorf("markdown lacks the many-candidates explanation")
 	}
 	r := sample()
 	r.Scale[0].Latencies = []float64{1, 2}
-	if md := markdown(r); strings.Contains(md, "**Handover with many candidates.**") {
-		t.Errorf("many-candidates explanation shown although leaderd is faster")
+	if md := markdown(r); strings.Contains(md, "**Handover with 10 candidates.**") {
+		t.Errorf("many-candidates explanation shown although leaderd meets the target")
+	}
+}
+
+// TestMarkdownScale checks issue 12's rows for many candidates: requests
+// per handover across N, split into writes and reads, and crash failover
+// with many candidates against 3.
+func TestMarkdownScale(t *testing.T) {
+	r := sample()
+	r.Scale = []ScalePoint{
+		{Tool: toolLeaderd, N: 10, Latencies: []float64{5}, AcquireMs: []float64{2}, Requests: []int{14},
+			RequestKinds: map[string]int{kindHandover: 1, kindList: 2, kindWatch: 10, kindRead: 1}},
+		{Tool: toolLeaderd, N: 100, Latencies: []float64{9}, AcquireMs: []float64{3}, Requests: []int{104},
+			RequestKinds: map[string]int{kindHandover: 1, kindList: 2, kindWatch: 100, kindRead: 1}},
+		{Tool: toolConsulLock, N: 10, Latencies: []float64{50}, AcquireMs: []float64{10}, Requests: []int{30},
+			RequestKinds: map[string]int{kindAcquire: 9, kindRelease: 1, kindWatch: 10, kindRead: 10}},
+		{Tool: toolConsulLock, N: 100, Latencies: []float64{60}, AcquireMs: []float64{20}, Requests: []int{300},
+			RequestKinds: map[string]int{kindAcquire: 99, kindRelease: 1, kindWatch: 100, kindRead: 100}},
+	}
+	r.ScaleCrash = []CrashSeries{
+		{Name: leaderdDefaults.Name, Tool: toolLeaderd, N: 3, Window: 13, Runs: []CrashRun{{Failover: 12000, Phase: 0.25}, {Failover: 13000, Phase: 0.75}}},
+		{Name: leaderdDefaults.Name, Tool: toolLeaderd, N: 100, Window: 13, Runs: []CrashRun{{Failover: 15000, Phase: 0.25}, {Failover: 15000, Phase: 0.75}}},
+		{Name: consulLockDefaults.Name, Tool: toolConsulLock, N: 3, Window: 45, Runs: []CrashRun{{Failover: 40000, Phase: 3.75}}},
+		{Name: consulLockDefaults.Name, Tool: toolConsulLock, N: 100, Window: 45, Runs: []CrashRun{{Failover: 41000, Phase: 3.75}}},
+	}
+	md := markdown(r)
+	contains(t, md, "markdown lacks",
+		"| graceful handover, 100 candidates (child exits), p50: ≤ 0.2× consul lock's and ≤ 25.0 ms | 9.0 ms | 60.0 ms | 0.15× consul lock's (6.67× faster) | **yes** |",
+		"| requests per handover independent of the candidate count (N = 10/100; writes and reads) | writes 1/1; reads 13/103 | writes 10/100; reads 20/200 | – | writes **yes**, reads **no** (they grow with N) |",
+		"| crash failover, 100 candidates vs 3 (leaderd defaults; 2 and 2 runs at the same kill phases): within 10%, run by run | 15.0 s vs 12.5 s mean; runs +25.0%, +15.4% | 41.0 s vs 40.0 s (+2%) | – | **no** |",
+		"| 100 | leaderd | 2 | 0.25 s, 0.75 s | 15.0 s, 15.0 s | 15.0 s | 1.200× |",
+		"| 100 | leaderd | 1 | 9.0 ms | 9.0 ms | 3.0 ms | 6.0 ms | 1.0 / 103.0 |",
+		"**Crash failover with 100 candidates.** leaderd's failover took 15.0 s (mean of 2 runs) against 12.5 s with 3",
+		"candidates; run by run, at the same kill phases, +25.0%, +15.4%;",
+	)
+	if strings.Contains(md, "**Handover with 100 candidates.**") {
+		t.Errorf("many-candidates explanation shown although leaderd meets the target")
 	}
 }
 
@@ -164,6 +195,16 @@ func TestNiceTicks(t *testing.T) {
 	for _, tt := range tests {
 		if diff := cmp.Diff(tt.want, niceTicks(tt.lo, tt.hi, tt.n)); diff != "" {
 			t.Errorf("niceTicks(%v, %v, %d) (-want +got):\n%s", tt.lo, tt.hi, tt.n, diff)
+		}
+	}
+}
+
+// contains reports each of wants that md lacks (what: the markdown's name).
+func contains(t *testing.T, md, what string, wants ...string) {
+	t.Helper()
+	for _, want := range wants {
+		if !strings.Contains(md, want) {
+			t.Errorf("%s lacks %q", what, want)
 		}
 	}
 }

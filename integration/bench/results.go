@@ -28,7 +28,10 @@ type Results struct {
 	Idle      []IdleCandidate
 	Footprint Footprint
 	Scale     []ScalePoint
-	Many      *ManyResult
+	// ScaleCrash is crash failover with N candidates on one key, as the
+	// crash experiment measures it with 3, in few runs.
+	ScaleCrash []CrashSeries `json:",omitempty"`
+	Many       *ManyResult
 }
 
 // Machine describes where the numbers come from.
@@ -60,25 +63,37 @@ type HandoverSeries struct {
 	Tool      string
 	Mode      string    // modeChildExit or modeSIGTERM
 	Latencies []float64 // ms, the old child's exit line to the new child's start line
-	// AcquireMs: from the old child's exit until the new leader's
-	// successful acquire was answered (the rest of Latencies is what the
-	// new leader does before its child runs).
+	// AcquireMs: from the old child's exit until the key was the new
+	// leader's: its successful acquire answered, or (leaderd's handover)
+	// the old leader's transaction that moved the key to it (the rest of
+	// Latencies is what the new leader does before its child runs).
 	AcquireMs []float64
 	// ReleaseMs: from the old child's exit until the old leader sent its
-	// release (-1: none seen): what the old leader took to let go.
+	// release or handover (-1: none seen): what the old leader took to let go.
 	ReleaseMs []float64
 	// HerdMs: until the last acquire of the handover, anyone's, was
 	// answered: when the losers were done trying.
 	HerdMs []float64
-	// ReadBackMs: the winner's first non-blocking read after its acquire
-	// (leaderd: the consistent read of its fencing token, before its child
-	// starts; consul lock: its monitor's first read, while its child
-	// starts); -1 when there was none.
+	// ReadBackMs: the winner's first non-blocking read of the key after
+	// its acquire (consul lock: its monitor's first read, while its child
+	// starts; leaderd before issue 12: the consistent read of its fencing
+	// token, which now comes in the acquire's answer); -1 when there was none.
 	ReadBackMs []float64
 	// ToReadMs and FromReadMs: from the acquire's answer until that read
 	// was sent, and from its answer until the new child started (-1: none).
 	ToReadMs   []float64
 	FromReadMs []float64
+	// SeenMs: from the old child's exit until the winner's blocking read
+	// brought it the key that the old leader's handover transaction moved
+	// to it (-1: the winner acquired the key itself).
+	SeenMs []float64 `json:",omitempty"`
+	// ListMs: the old leader's read of the candidate registry (GET
+	// ?recurse) between its child's exit and its handover, which it
+	// picks the successor from (-1: none).
+	ListMs []float64 `json:",omitempty"`
+	// HandedOver counts the handovers in which the old leader's handover
+	// transaction moved the key (the rest: the winner acquired it).
+	HandedOver int `json:",omitempty"`
 	// Requests per handover reaching Consul from the candidates that were
 	// running when it began, until all waited again; RestartRequests are the
 	// replacement process's own (consul lock exits with its child; a
@@ -108,6 +123,7 @@ type CrashSeries struct {
 	// floor.
 	Window float64
 	Runs   []CrashRun
+	N      int // candidates on the key (the crash experiment: 3)
 }
 
 // CrashRun is one SIGKILL of the leader.
@@ -166,19 +182,26 @@ type ScalePoint struct {
 	N            int
 	How          string         // "processes"
 	Latencies    []float64      // ms
-	AcquireMs    []float64      // ms, until the winner's acquire was answered (see HandoverSeries)
+	AcquireMs    []float64      // ms, until the key was the winner's (see HandoverSeries)
+	ReleaseMs    []float64      `json:",omitempty"` // see HandoverSeries
 	ReadBackMs   []float64      // see HandoverSeries
 	ToReadMs     []float64      // see HandoverSeries
 	FromReadMs   []float64      // see HandoverSeries
+	SeenMs       []float64      `json:",omitempty"` // see HandoverSeries
+	ListMs       []float64      `json:",omitempty"` // see HandoverSeries
+	HandedOver   int            `json:",omitempty"` // see HandoverSeries
 	HerdMs       []float64      // see HandoverSeries
 	Requests     []int          // per handover, all candidates, until all wait again
 	Restart      []int          // consul lock: the replacement process's requests
 	RequestKinds map[string]int // Requests summed over all handovers, by kind
 	StartSec     float64        // starting N candidates until all wait
-	RSSMiB       float64        // sum of the candidates' RSS (leaderd: with their keepers)
-	AnonMiB      float64        // sum of their private anonymous memory (the same)
-	Processes    int            // how many processes that is
-	Skipped      string         // why the point wasn't measured
+	// StartupLeaders counts the leaders' children started before the first
+	// handover: 1 unless leadership changed hands during start-up.
+	StartupLeaders int     `json:",omitempty"`
+	RSSMiB         float64 // sum of the candidates' RSS (leaderd: with their keepers)
+	AnonMiB        float64 // sum of their private anonymous memory (the same)
+	Processes      int     // how many processes that is
+	Skipped        string  // why the point wasn't measured
 }
 
 // ManyResult is one process running many elections on one shared session.

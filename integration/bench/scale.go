@@ -12,14 +12,35 @@ import (
 
 // scale starts n candidate processes of f on one key and measures
 // handovers (the leader's child exits) among them: latency, and the
-// requests every candidate makes until all wait again.
-func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoint, error) {
-	pt := ScalePoint{Tool: f.Tool, N: n, How: "processes", RequestKinds: map[string]int{}}
+// requests every candidate makes until all wait again; then, if crashes
+// > 0, that many crash failovers (the leader SIGKILLed) on the same
+// candidates. No handovers: only the crashes (pt is then empty).
+func (b *bench) scale(ctx context.Context, f flavor, n, handovers, crashes int) (pt ScalePoint, cs *CrashSeries, err error) {
 	s, err := b.newSeries(fmt.Sprintf("scale-%s-%d", f.Slug, n), f, n)
 	if err != nil {
-		return pt, err
+		return pt, nil, err
 	}
 	defer s.stop()
+	if handovers > 0 {
+		if pt, err = s.scaleHandovers(ctx, handovers); err != nil {
+			return pt, nil, err
+		}
+	}
+	if crashes > 0 {
+		// A replaced leader starts while n others wait: give it time.
+		c, err := s.crashes(ctx, crashes, 90*time.Second+time.Duration(n)*100*time.Millisecond)
+		if err != nil {
+			return pt, nil, err
+		}
+		cs = &c
+	}
+	return pt, cs, nil
+}
+
+// scaleHandovers starts the series' candidates and measures handovers.
+func (s *series) scaleHandovers(ctx context.Context, handovers int) (ScalePoint, error) {
+	f, n := s.f, len(s.slots)
+	pt := ScalePoint{Tool: f.Tool, N: n, How: "processes", RequestKinds: map[string]int{}}
 	start := time.Now()
 	if _, err := s.fill(); err != nil {
 		return pt, err
@@ -28,6 +49,13 @@ func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoi
 		return pt, err
 	}
 	pt.StartSec = time.Since(start).Seconds()
+	// Leaders' children that started before the first handover: more than
+	// one means leadership changed hands while the candidates started.
+	for _, ev := range s.b.hub.all() {
+		if ev.Kind == "start" && strings.HasPrefix(ev.Label, s.name+"#") {
+			pt.StartupLeaders++
+		}
+	}
 	var pids []int
 	for _, c := range s.live() {
 		pids = append(pids, c.pid())
@@ -50,10 +78,16 @@ func (b *bench) scale(ctx context.Context, f flavor, n, handovers int) (ScalePoi
 		}
 		pt.Latencies = append(pt.Latencies, h.latency)
 		pt.AcquireMs = append(pt.AcquireMs, h.acquire)
+		pt.ReleaseMs = append(pt.ReleaseMs, h.release)
 		pt.HerdMs = append(pt.HerdMs, h.herd)
 		pt.ReadBackMs = append(pt.ReadBackMs, h.readBack)
 		pt.ToReadMs = append(pt.ToReadMs, h.toRead)
 		pt.FromReadMs = append(pt.FromReadMs, h.fromRead)
+		pt.SeenMs = append(pt.SeenMs, h.seen)
+		pt.ListMs = append(pt.ListMs, h.list)
+		if h.handed {
+			pt.HandedOver++
+		}
 		pt.Requests = append(pt.Requests, h.requests)
 		addDelta(pt.RequestKinds, nil, h.kinds)
 		if f.Tool == toolConsulLock {

@@ -24,10 +24,12 @@ func handoverSection(b io.Writer, r *Results) {
 	w("Three candidates per tool on one key. The leader's child exits by itself (leaderd runs with `-restart`;\n")
 	w("consul lock releases and exits, and the benchmark starts a new waiter), or the leader process gets\n")
 	w("SIGTERM (and is restarted). Latency: the old child's exit line to the new child's start line, both\n")
-	w("written by the children; in between, the old leader's release was sent, then the winner's acquire\n")
-	w("answered (times from the old child's exit, seen at the proxy). Requests: everything the candidates running at the start asked of Consul\n")
+	w("written by the children; in between, the old leader let go of the key (consul lock: a release; leaderd: one\n")
+	w("transaction that hands the key to the best live candidate, a release only if there is none), and the key was\n")
+	w("the winner's when that handover or the winner's own acquire was answered (times from the old child's exit,\n")
+	w("seen at the proxy). Requests: everything the candidates running at the start asked of Consul\n")
 	w("until all waited again, session renews left out; the replacement process's start-up is counted apart.\n\n")
-	w("| tool | trigger | n | p50 | p99 | max | old leader's release sent, p50 | acquire answered, p50 | then to child start, p50 | requests per handover | + replacement's start-up |\n")
+	w("| tool | trigger | n | p50 | p99 | max | old leader's release or handover sent, p50 | key the winner's (handover or acquire answered), p50 | then to child start, p50 | requests per handover | + replacement's start-up |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, h := range r.Handover {
 		w("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %.1f (%s) | %.1f |\n", h.Tool, h.Mode, len(h.Latencies),
@@ -171,13 +173,14 @@ func scaleSection(b io.Writer, r *Results) {
 	if len(r.Scale) > 0 {
 		w("N candidate processes of one tool on one key (all on this machine), the leader's child exits;\n")
 		w("requests: all candidates, handover start until all wait again, renews left out.\n\n")
-		w("| candidates | tool | handovers | p50 | p99 | acquire answered, p50 | then to child start, p50 | requests per handover | start-up until all wait | RSS, all | private, all |\n")
-		w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("| candidates | tool | handovers | p50 | p99 | key the winner's, p50 | then to child start, p50 | writes / reads per handover | requests per handover | start-up until all wait | RSS, all | private, all |\n")
+		w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, p := range r.Scale {
 			if p.Skipped != "" {
-				w("| %d | %s | skipped: %s ||||||||\n", p.N, p.Tool, p.Skipped)
+				w("| %d | %s | skipped: %s |||||||||\n", p.N, p.Tool, p.Skipped)
 				continue
 			}
+			wr, rd := p.split()
 			req := fmt.Sprintf("%.0f (%s)", meanInts(p.Requests), kinds(p.RequestKinds, float64(len(p.Requests))))
 			if len(p.Restart) > 0 {
 				req += fmt.Sprintf(" + %.0f replacement start-up", meanInts(p.Restart))
@@ -186,10 +189,16 @@ func scaleSection(b io.Writer, r *Results) {
 			if p.Processes > 0 {
 				procs = fmt.Sprintf(" (%d processes)", p.Processes)
 			}
-			w("| %d | %s | %d | %s | %s | %s | %s | %s | %.1f s | %.0f MiB%s | %.0f MiB |\n", p.N, p.Tool, len(p.Latencies),
+			startup := fmt.Sprintf("%.1f s", p.StartSec)
+			if p.StartupLeaders > 1 {
+				startup += fmt.Sprintf(" (**%d leaders' children started**: leadership changed hands during start-up)", p.StartupLeaders)
+			}
+			w("| %d | %s | %d | %s | %s | %s | %s | %.1f / %.1f | %s | %s | %.0f MiB%s | %.0f MiB |\n", p.N, p.Tool, len(p.Latencies),
 				fmtMs(median(p.Latencies)), fmtMs(percentile(p.Latencies, 99)), fmtMs(median(p.AcquireMs)),
-				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), req, p.StartSec, p.RSSMiB, procs, p.AnonMiB)
+				fmtMs(afterAcquire(p.Latencies, p.AcquireMs)), wr, rd, req, startup, p.RSSMiB, procs, p.AnonMiB)
 		}
+		w("\nWrites are everything that changes Consul's state (acquires, releases, transactions, session and\n")
+		w("check changes); reads are the blocking reads and lists that waiting candidates re-issue, and plain reads.\n")
 		for _, p := range r.Scale {
 			if p.Tool == toolLeaderd && p.StartSec >= firstElectionWait {
 				w("\nleaderd's start-up includes a deliberate wait of lock-delay + margin (10 s + 2.5 s with the defaults):\n")
@@ -204,6 +213,7 @@ func scaleSection(b io.Writer, r *Results) {
 		w("With the defaults every leaderd candidate also passes its TTL check every second, so N candidates send the\n")
 		w("agent N check passes a second, on the same 2 cores.\n\n![handover latency vs candidates](%s)\n\n", scaleFile)
 	}
+	scaleCrashSection(b, r)
 	if m := r.Many; m != nil {
 		perInterval := float64(m.Renews) / (m.Window / m.RenewInterval)
 		w("**%d elections on one shared session** (`elect.NewSession` + `elect.Config{Session: s}`, one process, each election\n", m.Elections)
@@ -217,4 +227,33 @@ func scaleSection(b io.Writer, r *Results) {
 		w("Memory: RSS %.1f MiB, Go heap in use %.1f MiB, %.1f MiB from the OS, %d goroutines (%.1f KiB RSS per election).\n\n",
 			m.RSSMiB, m.HeapInuseMiB, m.SysMiB, m.Goroutines, m.RSSMiB*1024/float64(m.Elections))
 	}
+}
+
+// scaleCrashSection is crash failover with N candidates on one key.
+func scaleCrashSection(b io.Writer, r *Results) {
+	if len(r.ScaleCrash) == 0 {
+		return
+	}
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("**Crash failover with N candidates.** As in [Crash failover](#crash-failover), with each tool's defaults,\n")
+	w("N candidate processes on one key, few runs per point (the runs are slow: each consul lock run waits out\n")
+	w("2×TTL + lock-delay, and the 500-process series take minutes to start on 2 cores); the kill phases are\n")
+	w("the same at every N, so the means compare. Over the floor: what a run took beyond the window minus its\n")
+	w("kill's phase.\n\n")
+	w("| candidates | tool | runs | kill phase, each run | failover, each run | mean | ÷ 3 candidates' | over the protocol's floor, mean |\n")
+	w("|---|---|---|---|---|---|---|---|\n")
+	for _, cs := range r.ScaleCrash {
+		var each, phases []string
+		for _, run := range cs.Runs {
+			each = append(each, fmtSec(run.Failover))
+			phases = append(phases, fmt.Sprintf("%.2f s", run.Phase))
+		}
+		rel := "–"
+		if c3 := scaleCrashOf(r, cs.Tool, 3); c3 != nil && cs.N != 3 {
+			rel = fmt.Sprintf("%.3f×", meanOf(failovers(&cs))/meanOf(failovers(c3)))
+		}
+		w("| %d | %s | %d | %s | %s | %s | %s | %s |\n", cs.N, cs.Tool, len(cs.Runs), strings.Join(phases, ", "),
+			strings.Join(each, ", "), fmtSec(meanOf(failovers(&cs))), rel, fmtMs(meanOf(overFloors(&cs))))
+	}
+	w("\n")
 }

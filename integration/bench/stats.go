@@ -32,16 +32,19 @@ func minOf(xs []float64) float64 {
 	return slices.Min(xs)
 }
 
-func meanInts(xs []int) float64 {
+// meanOf is the mean of xs; NaN for none.
+func meanOf(xs []float64) float64 {
 	if len(xs) == 0 {
 		return math.NaN()
 	}
-	sum := 0
+	sum := 0.0
 	for _, x := range xs {
 		sum += x
 	}
-	return float64(sum) / float64(len(xs))
+	return sum / float64(len(xs))
 }
+
+func meanInts(xs []int) float64 { return meanOf(floats(xs)) }
 
 func floats(xs []int) []float64 {
 	out := make([]float64, len(xs))

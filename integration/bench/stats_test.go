@@ -1,8 +1,10 @@
 package main
 
 import (
+	"io"
 	"math"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,25 +74,43 @@ func TestParseChildLine(t *testing.T) {
 func TestClassify(t *testing.T) {
 	tests := []struct {
 		method, target, want string
+		body                 string
 	}{
-		{"PUT", "/v1/session/renew/abc", kindRenew},
-		{"PUT", "/v1/session/create", kindCreate},
-		{"PUT", "/v1/session/destroy/abc", kindDestroy},
-		{"GET", "/v1/kv/services/x/leader?index=12&wait=300000ms", kindWatch},
-		{"GET", "/v1/kv/services/x/leader?index=0&wait=15s", kindRead},
-		{"GET", "/v1/kv/services/x/leader?consistent=", kindRead},
-		{"PUT", "/v1/kv/services/x/leader?acquire=abc", kindAcquire},
-		{"PUT", "/v1/kv/services/x/leader?release=abc", kindRelease},
-		{"PUT", "/v1/agent/check/pass/leaderd-1", kindCheck},
-		{"PUT", "/v1/agent/check/update/leaderd-1", kindCheck},
-		{"PUT", "/v1/agent/check/register", kindCheckReg},
-		{"DELETE", "/v1/kv/bench/x/.lock?cas=5", kindOtherWrite},
-		{"GET", "/v1/agent/self", kindOther},
+		{"PUT", "/v1/session/renew/abc", kindRenew, ""},
+		{"PUT", "/v1/session/create", kindCreate, ""},
+		{"PUT", "/v1/session/destroy/abc", kindDestroy, ""},
+		{"GET", "/v1/kv/services/x/leader?index=12&wait=300000ms", kindWatch, ""},
+		{"GET", "/v1/kv/services/x/leader?index=0&wait=15s", kindRead, ""},
+		{"GET", "/v1/kv/services/x/leader?consistent=", kindRead, ""},
+		{"PUT", "/v1/kv/services/x/leader?acquire=abc", kindAcquire, ""},
+		{"PUT", "/v1/kv/services/x/leader?release=abc", kindRelease, ""},
+		{"PUT", "/v1/agent/check/pass/leaderd-1", kindCheck, ""},
+		{"PUT", "/v1/agent/check/update/leaderd-1", kindCheck, ""},
+		{"PUT", "/v1/agent/check/register", kindCheckReg, ""},
+		{"DELETE", "/v1/kv/bench/x/.lock?cas=5", kindOtherWrite, ""},
+		{"GET", "/v1/agent/self", kindOther, ""},
+		{"GET", "/v1/kv/services/x/leader/candidates/?recurse=", kindList, ""},
+		{"GET", "/v1/kv/services/x/leader/?recurse=&index=40&wait=300000ms", kindWatchList, ""},
+		{"PUT", "/v1/txn", kindTxnAcquire, `[{"KV":{"Verb":"lock","Key":"services/x/leader","Session":"s1","Value":"e30="}}]`},
+		{"PUT", "/v1/txn", kindRegister, `[{"KV":{"Verb":"lock","Key":"services/x/leader/candidates/a","Session":"s1"}}]`},
+		{"PUT", "/v1/txn", kindHandover, `[{"KV":{"Verb":"unlock","Key":"services/x/leader","Session":"s1"}},{"KV":{"Verb":"lock","Key":"services/x/leader","Session":"s2"}}]`},
+		{"PUT", "/v1/txn", kindDeregister, `[{"KV":{"Verb":"check-session","Key":"services/x/leader/candidates/a","Session":"s1"}},{"KV":{"Verb":"delete","Key":"services/x/leader/candidates/a"}}]`},
+		{"PUT", "/v1/txn", kindPrune, `[{"KV":{"Verb":"delete-cas","Key":"services/x/leader/candidates/b","Index":7}}]`},
+		{"PUT", "/v1/txn", kindOtherTxn, `[{"KV":{"Verb":"cas","Key":"services/x/leader"}}]`},
+		{"PUT", "/v1/txn", kindOtherTxn, `not json`},
 	}
 	for _, tt := range tests {
-		r := httptest.NewRequest(tt.method, tt.target, nil)
-		if got := classify(r); got != tt.want {
-			t.Errorf("classify(%s %s) = %q, want %q", tt.method, tt.target, got, tt.want)
+		var body io.Reader
+		if tt.body != "" {
+			body = strings.NewReader(tt.body)
+		}
+		r := httptest.NewRequest(tt.method, tt.target, body)
+		b := txnBody(r)
+		if got := classify(r, b); got != tt.want {
+			t.Errorf("classify(%s %s %s) = %q, want %q", tt.method, tt.target, tt.body, got, tt.want)
+		}
+		if rest, _ := io.ReadAll(r.Body); string(rest) != tt.body {
+			t.Errorf("classify(%s %s): the body left for the agent is %q, want %q", tt.method, tt.target, rest, tt.body)
 		}
 	}
 }

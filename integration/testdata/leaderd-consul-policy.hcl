@@ -4,14 +4,21 @@
 # any one of them it exits 1 naming the permission Consul reported.
 #
 # Replace SERVICE with the -service name (if you set -key, use that key in
-# the key rule instead of services/SERVICE/leader) and NODE with the node
-# name of the Consul agent leaderd talks to (CONSUL_HTTP_ADDR, usually the
-# local agent). For a fleet whose node names vary, `session_prefix ""` and
-# `node_prefix ""` grant the same on every node.
-# `leaderd leader` needs only `key "services/SERVICE/leader" { policy = "read" }`.
+# the key_prefix rule instead of services/SERVICE/leader) and NODE with the
+# node name of the Consul agent leaderd talks to (CONSUL_HTTP_ADDR, usually
+# the local agent). For a fleet whose node names vary, `session_prefix ""`
+# and `node_prefix ""` grant the same on every node.
+# `leaderd leader` needs only `key "services/SERVICE/leader" { policy = "read" }`,
+# `leaderd leader -candidates` the same as a key_prefix rule, and
+# `leaderd transfer` the key_prefix rule below.
 
-# The election key: watch it (read), acquire and release it (write).
-key "services/SERVICE/leader" {
+# The election key and what lives under it: the candidate registry
+# (services/SERVICE/leader/candidates/<id>) and transfer requests
+# (services/SERVICE/leader/transfer). Watch them (read); acquire, release,
+# register and hand over (write). With a `key` rule for the election key
+# only, leaderd still elects but logs a warning and runs without a registry
+# entry: no transfers to it or by it, no rank.
+key_prefix "services/SERVICE/leader" {
   policy = "write"
 }
 
