@@ -111,6 +111,11 @@ func (l *loop) stepDownTo(reason Reason, succ *CandidateEntry) (moved bool) {
 	clear(l.reg.firstSeen)
 	switch reason {
 	case ReasonReleased, ReasonShutdown, ReasonTransferred, ReasonPreempted:
+		if reason == ReasonShutdown {
+			// Leaving: out of the registry before the key moves, so the
+			// successor can't hand it straight back to us.
+			l.deregister(false)
+		}
 		// A handover needs Consul: when it was unreachable a moment ago,
 		// only try the release and let the followers race.
 		if moved = l.st.Reachable && l.handOver(t.Session, succ); !moved {

@@ -293,3 +293,4 @@ func TestHandoversGoRoundNotPingPong(t *testing.T) {
 		}
 	})
 }
+
