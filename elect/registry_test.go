@@ -293,4 +293,3 @@ func TestHandoversGoRoundNotPingPong(t *testing.T) {
 		}
 	})
 }
-
