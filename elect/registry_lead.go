@@ -56,18 +56,29 @@ func (l *loop) onRegistry(a answer[[]consulhttp.KVPair]) {
 // prune deletes the entries of dead candidates (released with their
 // session), each only if unchanged since read.
 func (l *loop) prune(pairs []consulhttp.KVPair) {
+	// One transaction per watch answer, however many died: the loop is
+	// the leader's, and a crowd's sessions can end together. Consul takes
+	// up to 64 ops in one; a deletion that lost its check-and-set (the
+	// candidate came back) rolls them all back, and the next answer, which
+	// that change brings, prunes the rest.
+	const maxOps = 64
+	var ops []consulhttp.TxnKVOp
 	for _, kv := range pairs {
 		// Only entries: anything else a user keeps under the key is not ours.
 		if kv.Session != "" || !strings.HasPrefix(kv.Key, CandidatesPrefix(l.key)) || kv.Key == l.reg.entryKey {
 			continue
 		}
-		ctx, cancel := l.writeCtx(true)
-		_, _, err := l.c.TxnKV(ctx, []consulhttp.TxnKVOp{{Verb: consulhttp.TxnDeleteCAS, Key: kv.Key, Index: kv.ModifyIndex}})
-		cancel()
-		if err != nil {
-			l.log.Debug("prune failed", "entry", kv.Key, "err", err)
-			return
+		if ops = append(ops, consulhttp.TxnKVOp{Verb: consulhttp.TxnDeleteCAS, Key: kv.Key, Index: kv.ModifyIndex}); len(ops) == maxOps {
+			break
 		}
+	}
+	if len(ops) == 0 {
+		return
+	}
+	ctx, cancel := l.writeCtx(true)
+	defer cancel()
+	if _, _, err := l.c.TxnKV(ctx, ops); err != nil {
+		l.log.Debug("prune failed", "entries", len(ops), "err", err)
 	}
 }
 

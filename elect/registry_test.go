@@ -139,7 +139,6 @@ func TestPriorityTakesOverAfterHold(t *testing.T) {
 			t.Fatalf("a lost the lead to a candidate that stayed 3s of a 5s hold")
 		}
 		b := start(t, f, "b", hi)
-		t0 := time.Now()
 		took := waitFor(t, time.Minute, "b leads", func() bool { return slices.Equal(leaders(a, b), []string{"b"}) })
 		if took < 5*time.Second || took > 5500*time.Millisecond {
 			t.Errorf("b led %v after it started, want just after the 5s hold", took)
@@ -153,7 +152,6 @@ func TestPriorityTakesOverAfterHold(t *testing.T) {
 		if n := len(termTokens(a)); n != 1 {
 			t.Errorf("a had %d terms, want 1", n)
 		}
-		_ = t0
 		a.stop(t)
 		b.stop(t)
 	})
